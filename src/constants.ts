@@ -1,0 +1,89 @@
+/**
+ * Protocol constants, limits and timeouts, in one place.
+ * Every length read from the network is checked against one of these before anything is allocated.
+ */
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+// ---- Protocols ---------------------------------------------------------------------------------
+export const TRACKER_PROTOCOL = 'swarmshare-tracker';
+export const PEER_PROTOCOL = 'swarmshare-peer';
+/** Versions this build speaks, newest last. The handshake picks the highest one both sides know. */
+export const TRACKER_VERSIONS: readonly number[] = [1];
+export const PEER_VERSIONS: readonly number[] = [1];
+
+export const DEFAULT_TRACKER_PORT = 8080;
+export const DEFAULT_HOST = '0.0.0.0';
+
+// ---- Files and chunks --------------------------------------------------------------------------
+/** Chunks are the unit of transfer and verification: a power of two between these bounds. */
+export const MIN_CHUNK_SIZE = 256 * KiB;
+export const MAX_CHUNK_SIZE = 16 * MiB;
+/** The chunk size grows until a file has at most this many chunks (bounded manifests). */
+export const TARGET_MAX_CHUNKS = 4096;
+/** Hard cap on chunks in one manifest: 65536 * 32 bytes = 2 MiB of hashes. */
+export const MAX_CHUNKS = 65536;
+/** Largest file a manifest can describe (MAX_CHUNKS chunks of MAX_CHUNK_SIZE). */
+export const MAX_FILE_SIZE = MAX_CHUNKS * MAX_CHUNK_SIZE;
+export const HASH_BYTES = 32;
+export const PEER_ID_BYTES = 32;
+/** A file name (one path component) is at most this many UTF-8 bytes. */
+export const MAX_FILE_NAME_BYTES = 255;
+export const MAX_PEER_NAME_BYTES = 64;
+export const MAX_QUERY_BYTES = 255;
+export const MAX_HOST_BYTES = 255;
+export const MAX_ERROR_MESSAGE_BYTES = 1024;
+export const MAX_ERROR_CODE_BYTES = 64;
+
+// ---- Frames ------------------------------------------------------------------------------------
+/** Tracker frames carry manifests and file lists; one manifest's hashes are at most 2 MiB. */
+export const MAX_TRACKER_FRAME = 4 * MiB;
+/** Peer frames carry one chunk at most, plus a small header. */
+export const MAX_PEER_FRAME = MAX_CHUNK_SIZE + 4 * KiB;
+
+// ---- Tracker limits ----------------------------------------------------------------------------
+export const MAX_TRACKER_PEERS = 10_000;
+export const MAX_FILES_PER_PEER = 100_000;
+export const MAX_TRACKER_FILES = 1_000_000;
+export const MAX_NAMES_PER_FILE = 16;
+export const MAX_ANNOUNCE_BATCH = 256;
+export const MAX_HAVE_BATCH = 4096;
+export const MAX_LIST_RESULTS = 1000;
+export const MAX_LOCATE_PEERS = 200;
+/** Requests a peer may have outstanding on its tracker session; more is a protocol violation. */
+export const MAX_TRACKER_REQUESTS_IN_FLIGHT = 64;
+
+// ---- Timeouts (milliseconds) -------------------------------------------------------------------
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Peers ping the tracker this often; the tracker drops a peer silent for PEER_EXPIRY_MS. */
+export const HEARTBEAT_INTERVAL_MS = 10_000;
+export const PEER_EXPIRY_MS = 30_000;
+export const TRACKER_REQUEST_TIMEOUT_MS = 15_000;
+/** A chunk request that has not completed in this time is given to another source. */
+export const CHUNK_REQUEST_TIMEOUT_MS = 20_000;
+/** A peer-to-peer connection with nothing to do for this long is closed. */
+export const PEER_IDLE_TIMEOUT_MS = 120_000;
+export const CONNECT_TIMEOUT_MS = 5_000;
+/** Reconnect back-off towards the tracker: from the first value, doubling, up to the second. */
+export const RECONNECT_MIN_MS = 500;
+export const RECONNECT_MAX_MS = 10_000;
+
+// ---- Peer limits -------------------------------------------------------------------------------
+/** Chunk requests kept in flight to one source (pipelining). */
+export const REQUESTS_PER_SOURCE = 4;
+/** Chunk requests a serving peer accepts in flight on one connection. */
+export const MAX_SERVED_REQUESTS_PER_CONNECTION = 32;
+export const MAX_PEER_CONNECTIONS = 256;
+/** Sources one download talks to at once. */
+export const MAX_SOURCES_PER_DOWNLOAD = 32;
+/** A source whose chunks fail verification this many times is dropped from the download. */
+export const MAX_BAD_CHUNKS_PER_SOURCE = 3;
+/** How often a download asks the tracker for new sources. */
+export const RELOCATE_INTERVAL_MS = 3_000;
+/** A download with no usable source for this long fails. */
+export const NO_SOURCE_TIMEOUT_MS = 30_000;
+export const MAX_SHARED_FILES = 100_000;
+
+/** Name of the state folder that a peer keeps inside its shared folder. */
+export const STATE_DIR_NAME = '.swarmshare';

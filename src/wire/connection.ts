@@ -1,0 +1,160 @@
+/**
+ * A framed, message-oriented wrapper around a TCP socket, shared by every protocol.
+ *
+ * - One choke point for bad input: a frame that fails to decode, or a handler that throws,
+ *   destroys the connection with that error (logged by the owner), never crashes the process.
+ * - Named timeouts: an idle timeout (no bytes either way) closes the connection.
+ * - destroy() is idempotent and 'close' fires exactly once with the reason.
+ */
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import { SwarmError } from '../errors.js';
+import { FrameDecoder, frameHeader } from './framing.js';
+
+export interface FramedConnectionOptions {
+  maxFrame: number;
+  /** Close the connection after this long without traffic in either direction (0: never). */
+  idleTimeoutMs?: number;
+}
+
+export interface FramedConnectionEvents {
+  close: [reason: Error | undefined];
+}
+
+export type FrameHandler = (body: Buffer) => void | Promise<void>;
+
+export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
+  readonly socket: net.Socket;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  private readonly decoder: FrameDecoder;
+  private handler: FrameHandler | null = null;
+  private closed = false;
+  private closeReason: Error | undefined;
+  bytesReceived = 0;
+
+  constructor(socket: net.Socket, options: FramedConnectionOptions) {
+    super();
+    this.socket = socket;
+    // Normalise IPv4-mapped IPv6 addresses so one host has one spelling.
+    this.remoteAddress = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+    this.remotePort = socket.remotePort ?? 0;
+    socket.setNoDelay(true);
+    this.decoder = new FrameDecoder(options.maxFrame, (body) => this.dispatch(body));
+    socket.on('data', (data: Buffer) => {
+      this.bytesReceived += data.length;
+      try {
+        this.decoder.push(data);
+      } catch (err) {
+        this.destroy(err as Error);
+      }
+    });
+    socket.on('error', (err) => this.destroy(err));
+    socket.on('close', () => this.destroy(this.closeReason));
+    socket.on('end', () => {
+      // The remote half-closed: we have nothing more to say to a peer that will not listen.
+      const reason = this.decoder.midFrame
+        ? new SwarmError('ERR_CLOSED', 'connection closed mid-frame')
+        : undefined;
+      this.destroy(reason);
+    });
+    if (options.idleTimeoutMs) {
+      socket.setTimeout(options.idleTimeoutMs, () =>
+        this.destroy(new SwarmError('ERR_TIMEOUT', `idle for ${options.idleTimeoutMs} ms`)),
+      );
+    }
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Sets the function that receives each frame body. Frames are not queued before it is set. */
+  onFrame(handler: FrameHandler): void {
+    this.handler = handler;
+  }
+
+  private dispatch(body: Buffer): void {
+    if (this.closed) return;
+    if (!this.handler) throw new SwarmError('ERR_PROTOCOL', 'frame received before a handler was set');
+    const result = this.handler(body);
+    if (result && typeof result.then === 'function') {
+      result.then(undefined, (err: unknown) => this.destroy(err as Error));
+    }
+  }
+
+  /**
+   * Sends one frame made of the given parts (a header part and, say, a chunk of file data) without
+   * copying them together. Returns false when the socket's buffer is full: await drain() then.
+   */
+  send(...parts: Buffer[]): boolean {
+    if (this.closed) return false;
+    let length = 0;
+    for (const part of parts) length += part.length;
+    if (parts.length === 1) {
+      return this.socket.write(Buffer.concat([frameHeader(length), parts[0]!]));
+    }
+    this.socket.cork();
+    this.socket.write(frameHeader(length));
+    let ok = true;
+    for (const part of parts) ok = this.socket.write(part);
+    this.socket.uncork();
+    return ok;
+  }
+
+  /** Resolves when the socket can take more data (or at once if it can, or when it closes). */
+  drain(): Promise<void> {
+    if (this.closed || !this.socket.writableNeedDrain) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.socket.off('drain', done);
+        this.off('close', done);
+        resolve();
+      };
+      this.socket.once('drain', done);
+      this.once('close', done);
+    });
+  }
+
+  /** Sends a last frame, then closes once it has been flushed. */
+  sendAndEnd(body: Buffer): void {
+    if (this.closed) return;
+    this.socket.end(Buffer.concat([frameHeader(body.length), body]));
+    // A peer that never reads must not keep us waiting.
+    setTimeout(() => this.destroy(), 2000).unref();
+  }
+
+  destroy(reason?: Error): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.closeReason = reason;
+    this.socket.destroy();
+    this.emit('close', reason);
+  }
+}
+
+/** Opens a TCP connection with a deadline. */
+export function connectTcp(host: string, port: number, timeoutMs: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host, port });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(
+        new SwarmError('ERR_UNREACHABLE', `connecting to ${host}:${port} timed out after ${timeoutMs} ms`),
+      );
+    }, timeoutMs);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.removeAllListeners('error');
+      resolve(socket);
+    });
+    socket.once('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      reject(
+        new SwarmError('ERR_UNREACHABLE', `cannot connect to ${host}:${port}: ${err.code ?? err.message}`, {
+          cause: err,
+        }),
+      );
+    });
+  });
+}

@@ -87,3 +87,7 @@ export const MAX_SHARED_FILES = 100_000;
 
 /** Name of the state folder that a peer keeps inside its shared folder. */
 export const STATE_DIR_NAME = '.swarmshare';
+
+// ---- Tracker sessions (appended by the tracker) --------------------------------------------------
+/** Open tracker connections, registered or not: every peer plus room for one-shot clients (list, get). */
+export const MAX_TRACKER_SESSIONS = MAX_TRACKER_PEERS + 1_000;

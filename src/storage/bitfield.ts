@@ -2,6 +2,13 @@
  * A fixed-size set of chunk indices, one bit each, most significant bit first (as in BitTorrent):
  * chunk 0 is the high bit of byte 0. Spare bits in the last byte must be zero on the wire.
  */
+/** Number of set bits in each byte value, so counting a bitfield costs one lookup per byte. */
+const BITS_SET = Uint8Array.from({ length: 256 }, (_, byte) => {
+  let count = 0;
+  for (let b = byte; b; b >>= 1) count += b & 1;
+  return count;
+});
+
 export class Bitfield {
   readonly bytes: Buffer;
   private count = 0;
@@ -14,7 +21,9 @@ export class Bitfield {
     if (bytes) {
       if (bytes.length !== length) throw new RangeError(`bitfield of ${size} bits needs ${length} bytes`);
       this.bytes = Buffer.from(bytes);
-      for (let i = 0; i < size; i++) if (this.has(i)) this.count++;
+      const spare = length * 8 - size;
+      if (spare > 0) this.bytes[length - 1]! &= 0xff << spare;
+      for (const byte of this.bytes) this.count += BITS_SET[byte]!;
     } else {
       this.bytes = Buffer.alloc(length);
     }

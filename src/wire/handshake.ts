@@ -124,6 +124,19 @@ function firstFrame(conn: FramedConnection, timeoutMs: number): Promise<Buffer> 
   });
 }
 
+/**
+ * Decodes a handshake frame, closing the connection if it is malformed: the first frame is read
+ * outside the connection's own frame handler, so its choke point does not cover this one.
+ */
+function decodeOrDestroy<T>(conn: FramedConnection, body: Buffer, decode: (body: Buffer) => T): T {
+  try {
+    return decode(body);
+  } catch (err) {
+    conn.destroy(err as Error);
+    throw err;
+  }
+}
+
 /** Client side: offers our versions and resolves with the one the server chose. */
 export async function clientHandshake(
   conn: FramedConnection,
@@ -133,7 +146,7 @@ export async function clientHandshake(
 ): Promise<number> {
   const reply = firstFrame(conn, timeoutMs);
   conn.send(encodeHello({ protocol, versions: [...versions] }));
-  const answer = decodeHandshakeReply(await reply);
+  const answer = decodeOrDestroy(conn, await reply, decodeHandshakeReply);
   if ('refusal' in answer) {
     conn.destroy();
     const { code, message } = answer.refusal;
@@ -157,7 +170,7 @@ export async function serverHandshake(
   versions: readonly number[],
   timeoutMs = HANDSHAKE_TIMEOUT_MS,
 ): Promise<number> {
-  const hello = decodeHello(await firstFrame(conn, timeoutMs));
+  const hello = decodeOrDestroy(conn, await firstFrame(conn, timeoutMs), decodeHello);
   const supported = versions.join(', ');
   if (hello.protocol !== protocol) {
     const message = `this is a ${protocol} endpoint (versions ${supported}), not ${hello.protocol}`;

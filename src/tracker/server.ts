@@ -1,0 +1,163 @@
+/**
+ * The tracker: an index server that peers keep one long-lived TCP session with. It knows which
+ * live peer holds which chunks of which file, and answers searches and "who has this file".
+ *
+ * Connections are framed (MAX_TRACKER_FRAME), open with the handshake, and are bounded in number.
+ * A peer that disconnects, or sends nothing for `expiryMs`, is removed with everything it held.
+ */
+import net from 'node:net';
+import {
+  DEFAULT_HOST,
+  HANDSHAKE_TIMEOUT_MS,
+  HEARTBEAT_INTERVAL_MS,
+  MAX_TRACKER_FRAME,
+  MAX_TRACKER_SESSIONS,
+  PEER_EXPIRY_MS,
+  TRACKER_PROTOCOL,
+  TRACKER_VERSIONS,
+} from '../constants.js';
+import { SwarmError, errorCode, errorMessage } from '../errors.js';
+import { silentLogger, type Logger } from '../log.js';
+import type { Endpoint } from '../address.js';
+import { FramedConnection } from '../wire/connection.js';
+import { serverHandshake } from '../wire/handshake.js';
+import { MemoryTrackerStore } from './memory-store.js';
+import { TrackerSession } from './session.js';
+import type { TrackerStore } from './store.js';
+
+export interface TrackerServerOptions {
+  /** Where the catalog lives; an in-memory store by default. */
+  store?: TrackerStore;
+  logger?: Logger;
+  /** The ping interval peers are told to use. */
+  heartbeatMs?: number;
+  /** A session silent for this long is closed and its peer removed. */
+  expiryMs?: number;
+  /** A connection that has not completed the handshake in this time is closed. */
+  handshakeTimeoutMs?: number;
+  /** Open connections allowed at once; more are closed on arrival. */
+  maxSessions?: number;
+}
+
+export interface TrackerServerStats {
+  /** Open connections, including ones still in the handshake. */
+  connections: number;
+  /** Sessions on this server whose peer is registered. */
+  peers: number;
+}
+
+export class TrackerServer {
+  /** The catalog this server serves (shared with other instances when the store is). */
+  readonly store: TrackerStore;
+  private readonly logger: Logger;
+  private readonly heartbeatMs: number;
+  private readonly expiryMs: number;
+  private readonly handshakeTimeoutMs: number;
+  private readonly maxSessions: number;
+  private readonly server: net.Server;
+  private readonly connections = new Set<FramedConnection>();
+  private readonly sessions = new Set<TrackerSession>();
+  private closing: Promise<void> | null = null;
+
+  constructor(options: TrackerServerOptions = {}) {
+    this.store = options.store ?? new MemoryTrackerStore();
+    this.logger = options.logger ?? silentLogger();
+    this.heartbeatMs = options.heartbeatMs ?? HEARTBEAT_INTERVAL_MS;
+    this.expiryMs = options.expiryMs ?? PEER_EXPIRY_MS;
+    this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
+    this.maxSessions = options.maxSessions ?? MAX_TRACKER_SESSIONS;
+    if (this.heartbeatMs >= this.expiryMs) {
+      throw new SwarmError('ERR_INVALID_ARGUMENT', 'heartbeatMs must be shorter than expiryMs');
+    }
+    this.server = net.createServer((socket) => this.onConnection(socket));
+    this.server.on('error', (err) => this.logger.error({ err }, 'tracker server error'));
+  }
+
+  /** Starts accepting peers; port 0 picks a free port. Resolves with the address bound. */
+  listen(port: number, host: string = DEFAULT_HOST): Promise<Endpoint> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error): void => {
+        reject(
+          new SwarmError('ERR_IO', `cannot listen on ${host}:${port}: ${errorMessage(err)}`, { cause: err }),
+        );
+      };
+      this.server.once('error', onError);
+      this.server.listen(port, host, () => {
+        this.server.off('error', onError);
+        const address = this.address()!;
+        this.logger.info(address, 'tracker listening');
+        resolve(address);
+      });
+    });
+  }
+
+  /** The bound address, or null before listen() / after close(). */
+  address(): Endpoint | null {
+    const address = this.server.address();
+    if (!address || typeof address === 'string') return null;
+    return { host: address.address, port: address.port };
+  }
+
+  get stats(): TrackerServerStats {
+    let peers = 0;
+    for (const session of this.sessions) if (session.registered) peers++;
+    return { connections: this.connections.size, peers };
+  }
+
+  /** Stops listening, closes every session and waits until their peers are removed. */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    const stopped = new Promise<void>((resolve) => {
+      if (!this.server.listening) return resolve();
+      this.server.close(() => resolve());
+    });
+    const finished = [...this.sessions].map((session) => session.finished);
+    const reason = new SwarmError('ERR_CLOSED', 'the tracker is shutting down');
+    for (const conn of this.connections) conn.destroy(reason);
+    await Promise.all([stopped, ...finished]);
+    this.logger.info('tracker closed');
+  }
+
+  private onConnection(socket: net.Socket): void {
+    const addr = `${(socket.remoteAddress ?? '').replace(/^::ffff:/, '')}:${socket.remotePort}`;
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    if (this.connections.size >= this.maxSessions) {
+      this.logger.warn({ addr, limit: this.maxSessions }, 'refusing a connection: too many sessions');
+      socket.destroy();
+      return;
+    }
+    const conn = new FramedConnection(socket, { maxFrame: MAX_TRACKER_FRAME });
+    this.connections.add(conn);
+    conn.once('close', () => this.connections.delete(conn));
+    this.logger.debug({ addr }, 'connection opened');
+    serverHandshake(conn, TRACKER_PROTOCOL, TRACKER_VERSIONS, this.handshakeTimeoutMs).then(
+      (version) => {
+        if (conn.isClosed || this.closing) return conn.destroy();
+        this.logger.info({ addr, version }, 'session opened');
+        const session = new TrackerSession(conn, {
+          store: this.store,
+          logger: this.logger,
+          heartbeatMs: this.heartbeatMs,
+          expiryMs: this.expiryMs,
+        });
+        this.sessions.add(session);
+        void session.finished.then(() => this.sessions.delete(session));
+      },
+      (err: unknown) => {
+        const code = errorCode(err);
+        // A client that connects and leaves (a port probe) is not worth a warning.
+        const level = code === 'ERR_CLOSED' || code === 'ECONNRESET' ? 'debug' : 'warn';
+        this.logger[level]({ addr, code, err: errorMessage(err) }, 'handshake failed');
+        // A refusal is on its way out (the connection ends itself once it is flushed).
+        if (!conn.socket.writableEnded) conn.destroy(err as Error);
+      },
+    );
+  }
+}

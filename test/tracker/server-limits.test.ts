@@ -1,0 +1,176 @@
+/** The tracker under bad input, overload and silence: it closes the offender and carries on. */
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { describe, test } from 'node:test';
+import { pino } from 'pino';
+import { MAX_TRACKER_FRAME, MAX_TRACKER_REQUESTS_IN_FLIGHT, MIN_CHUNK_SIZE } from '../../src/constants.js';
+import { MemoryTrackerStore } from '../../src/tracker/memory-store.js';
+import type { FileListing } from '../../src/tracker/store.js';
+import { Writer } from '../../src/wire/codec.js';
+import { frameHeader } from '../../src/wire/framing.js';
+import { TrackerType } from '../../src/wire/tracker-messages.js';
+import { waitFor } from '../helpers/wait.js';
+import {
+  RawSession,
+  connectClient,
+  fakeManifest,
+  idOf,
+  listedIds,
+  registeredClient,
+  startTracker,
+} from './fixtures.js';
+
+const T = { timeout: 15_000 };
+
+/** A pino logger that keeps its records, to check that something was logged at a level. */
+function capturingLogger(): { logger: pino.Logger; levels: () => number[] } {
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(chunk.toString());
+      done();
+    },
+  });
+  return {
+    logger: pino({ level: 'debug' }, stream),
+    levels: () => lines.map((line) => (JSON.parse(line) as { level: number }).level),
+  };
+}
+
+/** A raw REGISTER + ANNOUNCE, so the peer has something the tracker must forget. */
+async function rawPeer(
+  t: Parameters<typeof RawSession.open>[0],
+  port: number,
+  label: string,
+): Promise<RawSession> {
+  const raw = await RawSession.open(t, port);
+  assert.equal(
+    (await raw.call({ type: 'register', req: 1, peerId: idOf(label), name: label, port: 1 })).type,
+    'registered',
+  );
+  const announced = await raw.call({ type: 'announce', req: 2, manifests: [fakeManifest(label, label)] });
+  assert.ok(announced.type === 'announced' && announced.results[0]!.code === '');
+  return raw;
+}
+
+describe('bad input closes that connection only', () => {
+  const offences: [string, (raw: RawSession) => void][] = [
+    ['an unknown message type', (raw) => raw.conn.send(Buffer.from('7f00000009', 'hex'))],
+    ['a reply sent as a request', (raw) => raw.send({ type: 'ok', req: 9 })],
+    ['a frame that does not decode', (raw) => raw.conn.send(Buffer.from('16000000', 'hex'))],
+    ['trailing bytes', (raw) => raw.conn.send(Buffer.from('1600000009ff', 'hex'))],
+    ['an empty frame', (raw) => raw.sendBytes(frameHeader(0))],
+    // Only the header: the tracker must not wait for (or allocate) the 4 MiB + 1 body.
+    ['a frame over the cap', (raw) => raw.sendBytes(frameHeader(MAX_TRACKER_FRAME + 1))],
+    ['a second handshake', (raw) => raw.conn.send(Buffer.from('0100016101' + '0001', 'hex'))],
+    [
+      'a file name over 255 bytes',
+      (raw) => {
+        const w = new Writer().u8(TrackerType.ANNOUNCE).u32(3).u16(1).fixed(idOf('x'), 32);
+        w.u16(256).bytes(Buffer.alloc(256, 0x61)).u64(1).u32(MIN_CHUNK_SIZE).blob(idOf('h'), 32);
+        raw.conn.send(w.finish());
+      },
+    ],
+    ['a connection cut mid-frame', (raw) => raw.conn.socket.end(Buffer.from('000000101600', 'hex'))],
+  ];
+  for (const [what, offend] of offences) {
+    test(what, T, async (t) => {
+      const { logger, levels } = capturingLogger();
+      const { server, port } = await startTracker(t, { logger });
+      const bystander = await registeredClient(t, port, 'bystander');
+      await bystander.announce([fakeManifest('kept', 'kept')]);
+      const offender = await rawPeer(t, port, 'offender');
+      assert.equal((await bystander.list()).total, 2);
+      offend(offender);
+      await offender.closed;
+      await waitFor(async () => (await bystander.list()).total === 1, 'the offender to be removed');
+      assert.deepEqual(await listedIds(bystander), [fakeManifest('kept', 'kept').id.toString('hex')]);
+      await bystander.ping();
+      assert.equal(server.stats.peers, 1);
+      if (what !== 'a connection cut mid-frame') assert.ok(levels().includes(40), 'a warning was logged');
+    });
+  }
+});
+
+describe('bounds', () => {
+  test('a session with too many requests in flight is closed', T, async (t) => {
+    // A store whose listing waits for a gate, so requests pile up behind the first LIST.
+    const store = new MemoryTrackerStore();
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const listFiles = store.listFiles.bind(store);
+    store.listFiles = async (query: string, limit: number): Promise<FileListing> => {
+      await gate;
+      return listFiles(query, limit);
+    };
+    t.after(() => open());
+    const { port } = await startTracker(t, { store });
+    const bystander = await registeredClient(t, port, 'bystander');
+    const raw = await RawSession.open(t, port);
+    raw.send({ type: 'list', req: 1, query: '', limit: 1 });
+    for (let req = 2; req <= MAX_TRACKER_REQUESTS_IN_FLIGHT; req++) raw.send({ type: 'ping', req });
+    // 64 requests wait: still within bounds.
+    await bystander.ping();
+    assert.equal(raw.conn.isClosed, false);
+    raw.send({ type: 'ping', req: 999 });
+    await raw.closed;
+    open();
+    await bystander.ping();
+  });
+
+  test('requests are answered in order', T, async (t) => {
+    const { port } = await startTracker(t);
+    const raw = await RawSession.open(t, port);
+    for (let req = 1; req <= MAX_TRACKER_REQUESTS_IN_FLIGHT; req++) {
+      if (req % 3 === 0) raw.send({ type: 'list', req, query: '', limit: 10 });
+      else if (req % 3 === 1) raw.send({ type: 'ping', req });
+      else raw.send({ type: 'locate', req, fileId: idOf('none') });
+    }
+    for (let req = 1; req <= MAX_TRACKER_REQUESTS_IN_FLIGHT; req++) assert.equal((await raw.next()).req, req);
+  });
+
+  test('connections beyond the session bound are closed on arrival', T, async (t) => {
+    const { server, port } = await startTracker(t, { maxSessions: 2 });
+    const first = await connectClient(t, port);
+    await connectClient(t, port);
+    await assert.rejects(connectClient(t, port), (err: { code?: string }) =>
+      ['ERR_UNREACHABLE', 'ERR_CLOSED', 'ECONNRESET'].includes(err.code ?? ''),
+    );
+    first.close();
+    await waitFor(() => server.stats.connections === 1, 'the first connection to end');
+    await (await connectClient(t, port)).ping();
+  });
+
+  test('a connection that never completes the handshake is closed at the deadline', T, async (t) => {
+    const { server, port } = await startTracker(t, { handshakeTimeoutMs: 150 });
+    const raw = await RawSession.open(t, port, false);
+    await raw.closed;
+    assert.equal(server.stats.connections, 0);
+  });
+});
+
+describe('expiry', () => {
+  test('a peer that keeps its socket open but stops pinging is expired with its files', T, async (t) => {
+    const { server, port } = await startTracker(t, { heartbeatMs: 100, expiryMs: 400 });
+    const silent = await rawPeer(t, port, 'silent');
+    assert.equal((await (await connectClient(t, port)).list()).total, 1);
+    await silent.closed;
+    // A fresh client: an idle one would expire too.
+    assert.equal((await (await connectClient(t, port)).list()).total, 0);
+    assert.equal(server.stats.peers, 0);
+  });
+
+  test('a peer that pings stays while a silent one expires', T, async (t) => {
+    // Generous expiry: the pinging peer must survive event-loop stalls on a loaded machine.
+    const { port } = await startTracker(t, { heartbeatMs: 50, expiryMs: 1000 });
+    const alive = await registeredClient(t, port, 'alive');
+    alive.startHeartbeat(50);
+    await alive.announce([fakeManifest('alive', 'alive')]);
+    const silent = await rawPeer(t, port, 'silent');
+    const started = Date.now();
+    await silent.closed;
+    assert.ok(Date.now() - started >= 900, 'expired no earlier than the expiry');
+    assert.deepEqual(await listedIds(alive), [fakeManifest('alive', 'alive').id.toString('hex')]);
+    assert.equal(alive.isClosed, false);
+  });
+});

@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'ERR_LIMIT'
   | 'ERR_TIMEOUT'
   | 'ERR_CLOSED'
+  | 'ERR_CANCELLED' // stopped on request: a cancelled download or chunk request
   | 'ERR_UNREACHABLE'
   | 'ERR_CHUNK_HASH_MISMATCH'
   | 'ERR_FILE_HASH_MISMATCH'

@@ -1,0 +1,753 @@
+/**
+ * Downloads one file from many peers at once.
+ *
+ * Sources come from `findSources` (the tracker), asked at the start and every relocate interval. Up to
+ * maxSources are connected in parallel; each keeps requestsPerSource requests in flight, for chunks it
+ * holds that are neither verified nor requested elsewhere, rarest first (ties broken at random, so
+ * sources spread over the file). When every missing chunk is already requested, an idle source may
+ * duplicate a request still in flight at one other source ("end game"), so one slow source cannot hold
+ * up the end; the first verified copy wins and the other request is cancelled.
+ *
+ * Every chunk is checked against the manifest (exact length and SHA-256) before it is written. A source
+ * that disconnects or times out loses its requests to the others and may be reconnected later; one that
+ * sends MAX_BAD_CHUNKS_PER_SOURCE bad chunks, or breaks the protocol, is dropped for good.
+ */
+import { EventEmitter } from 'node:events';
+import path from 'node:path';
+import {
+  CHUNK_REQUEST_TIMEOUT_MS,
+  CONNECT_TIMEOUT_MS,
+  MAX_BAD_CHUNKS_PER_SOURCE,
+  MAX_LOCATE_PEERS,
+  MAX_SERVED_REQUESTS_PER_CONNECTION,
+  MAX_SOURCES_PER_DOWNLOAD,
+  NO_SOURCE_TIMEOUT_MS,
+  RELOCATE_INTERVAL_MS,
+  REQUESTS_PER_SOURCE,
+} from '../constants.js';
+import { RemoteError, SwarmError, errorCode, errorMessage } from '../errors.js';
+import { silentLogger, type Logger } from '../log.js';
+import { Bitfield } from '../storage/bitfield.js';
+import { chunkCount, chunkLength, type Manifest } from '../storage/manifest.js';
+import { PartialFile } from '../storage/partial-file.js';
+import { readFileChunk } from '../storage/shared-folder.js';
+import { PeerClient } from './peer-client.js';
+
+/** A peer that holds some or all of the file, as the tracker reports it. */
+export interface SourceInfo {
+  /** Peer id, hex. */
+  peerId: string;
+  name: string;
+  host: string;
+  port: number;
+  /** The chunks it holds; must have one bit per chunk of the file. */
+  chunks: Bitfield;
+}
+
+export interface DownloadOptions {
+  /** Already validated against its id by the caller. */
+  manifest: Manifest;
+  /** Destination folder: the finished file lands here, under a name that takes nothing away. */
+  dir: string;
+  /** The partial file lives in `stateDir/partial` until the download completes. */
+  stateDir: string;
+  /** Called at the start and every relocateIntervalMs; errors are logged and it is asked again later. */
+  findSources: () => Promise<SourceInfo[]>;
+  /** After chunk `index` is verified and written (the caller tells the tracker). */
+  onChunk?: (index: number, fromPeerId: string) => void;
+  logger?: Logger;
+  relocateIntervalMs?: number;
+  /** Fail with ERR_NO_SOURCES after this long without a usable source. */
+  noSourceTimeoutMs?: number;
+  /** A chunk request unanswered this long is given to another source. */
+  chunkTimeoutMs?: number;
+  connectTimeoutMs?: number;
+  requestsPerSource?: number;
+  maxSources?: number;
+}
+
+export interface DownloadResult {
+  /** Absolute path of the finished file. */
+  path: string;
+  /** The name it landed under (the manifest's name, or `name (1).ext` if that was taken). */
+  name: string;
+  size: number;
+  seconds: number;
+  /** Every source connected during the download, with the verified bytes it supplied. */
+  sources: { peerId: string; name: string; bytes: number }[];
+}
+
+export interface DownloadProgress {
+  verifiedChunks: number;
+  totalChunks: number;
+  /** Verified bytes. */
+  bytes: number;
+  size: number;
+  /** Over the last few seconds. */
+  bytesPerSecond: number;
+  /** Sources connected now. */
+  sources: number;
+}
+
+/** Why a source stopped being used: a stable word for logs, UIs and tests. */
+export type SourceLostReason = 'disconnected' | 'timeout' | 'bad-chunks' | 'protocol' | 'idle';
+
+export interface DownloadEvents {
+  progress: [progress: DownloadProgress];
+  source: [peerId: string, name: string];
+  'source-lost': [peerId: string, reason: SourceLostReason];
+}
+
+/** Sources remembered at once (listed now, connected, or having contributed). */
+const MAX_KNOWN_SOURCES = 4 * MAX_LOCATE_PEERS;
+/** A source's reconnect delay doubles per failure up to this many relocate intervals. */
+const MAX_BACKOFF_INTERVALS = 16;
+/** Window for the transfer rate. */
+const RATE_WINDOW_MS = 5_000;
+const RATE_SAMPLE_MS = 250;
+
+interface Source {
+  peerId: string;
+  info: SourceInfo;
+  /** Our copy of its chunks (the caller's bitfield may change under us). */
+  chunks: Bitfield;
+  /** Chunks it refused (REJECT) since its bitfield was last refreshed. */
+  refused: Set<number>;
+  client: PeerClient | null;
+  connecting: boolean;
+  everConnected: boolean;
+  /** In-flight requests: chunk index → a token identifying that very request. */
+  inFlight: Map<number, object>;
+  bytes: number;
+  badChunks: number;
+  failures: number;
+  retryAt: number;
+  /** Dropped for the rest of this download (bad chunks, protocol violation). */
+  dropped: boolean;
+  /** Listed by the latest findSources answer. */
+  listed: boolean;
+  /** Set just before we close the connection ourselves, to report why. */
+  closingFor: SourceLostReason | null;
+}
+
+export class Download extends EventEmitter<DownloadEvents> {
+  /** Verified chunks, which this peer can serve to others while it downloads. */
+  readonly have: Bitfield;
+  readonly manifest: Manifest;
+  private readonly options: DownloadOptions;
+  private readonly logger: Logger;
+  private readonly fileId: Buffer;
+  private readonly totalChunks: number;
+  private readonly relocateIntervalMs: number;
+  private readonly noSourceTimeoutMs: number;
+  private readonly chunkTimeoutMs: number;
+  private readonly requestsPerSource: number;
+  private readonly maxSources: number;
+
+  private readonly sources = new Map<string, Source>();
+  /** Chunk index → the sources it is requested from right now (at most two, in the end game). */
+  private readonly requested = new Map<number, Set<Source>>();
+  /** Chunks received and being verified/written. */
+  private readonly writing = new Set<number>();
+  /** Missing chunks that some source holds, rarest first; rebuilt when the sources change. */
+  private order: number[] = [];
+  private orderStart = 0;
+  private orderStale = true;
+
+  private partial: PartialFile | null = null;
+  private partialReady: Promise<PartialFile | null> | null = null;
+  private startPromise: Promise<DownloadResult> | null = null;
+  private settle: { resolve: (r: DownloadResult) => void; reject: (e: Error) => void } | null = null;
+  private finished = false;
+  private finalPath: string | null = null;
+  private startedAt = 0;
+  private verifiedBytes = 0;
+  private lastUsableAt = 0;
+  private locating = false;
+  private relocateTimer: NodeJS.Timeout | null = null;
+  private watchdog: NodeJS.Timeout | null = null;
+  private readonly rateSamples: { at: number; bytes: number }[] = [];
+
+  constructor(options: DownloadOptions) {
+    super();
+    this.options = options;
+    this.manifest = options.manifest;
+    this.fileId = options.manifest.id;
+    this.totalChunks = chunkCount(options.manifest);
+    this.have = new Bitfield(this.totalChunks);
+    this.logger = (options.logger ?? silentLogger()).child({ file: options.manifest.name });
+    this.relocateIntervalMs = options.relocateIntervalMs ?? RELOCATE_INTERVAL_MS;
+    this.noSourceTimeoutMs = options.noSourceTimeoutMs ?? NO_SOURCE_TIMEOUT_MS;
+    this.chunkTimeoutMs = options.chunkTimeoutMs ?? CHUNK_REQUEST_TIMEOUT_MS;
+    this.requestsPerSource = clamp(
+      options.requestsPerSource ?? REQUESTS_PER_SOURCE,
+      1,
+      MAX_SERVED_REQUESTS_PER_CONNECTION,
+    );
+    this.maxSources = clamp(options.maxSources ?? MAX_SOURCES_PER_DOWNLOAD, 1, MAX_SOURCES_PER_DOWNLOAD);
+  }
+
+  /** Runs the download; resolves when the file is complete, verified and in place. Idempotent. */
+  start(): Promise<DownloadResult> {
+    if (!this.startPromise) {
+      this.startPromise = new Promise<DownloadResult>((resolve, reject) => {
+        this.settle = { resolve, reject };
+      });
+      if (this.finished) {
+        this.settle?.reject(cancelledError(this.manifest));
+      } else {
+        this.startedAt = Date.now();
+        this.lastUsableAt = this.startedAt;
+        this.rateSamples.push({ at: this.startedAt, bytes: 0 });
+        this.begin().catch((err: unknown) => this.fail(err));
+      }
+    }
+    return this.startPromise;
+  }
+
+  /** Stops the download: start() rejects with ERR_CANCELLED once the temp file is removed. */
+  cancel(): void {
+    void this.fail(cancelledError(this.manifest));
+  }
+
+  /** A verified chunk (from the partial file, or the finished file), or null. */
+  async readChunk(index: number): Promise<Buffer | null> {
+    if (!this.have.has(index)) return null;
+    if (this.finalPath) return readFileChunk(this.finalPath, this.manifest, index).catch(() => null);
+    return this.partial ? this.partial.read(index) : null;
+  }
+
+  get progress(): DownloadProgress {
+    return {
+      verifiedChunks: this.have.setCount,
+      totalChunks: this.totalChunks,
+      bytes: this.verifiedBytes,
+      size: this.manifest.size,
+      bytesPerSecond: this.rate(),
+      sources: this.connectedSources().length,
+    };
+  }
+
+  // ---- Lifecycle -----------------------------------------------------------------------------------
+
+  private async begin(): Promise<void> {
+    this.partialReady = PartialFile.create(this.options.stateDir, this.manifest).then(
+      (partial) => partial,
+      (err: unknown) => {
+        void this.fail(err);
+        return null;
+      },
+    );
+    const partial = await this.partialReady;
+    if (!partial || this.finished) return; // fail() removes it
+    this.partial = partial;
+    this.logger.info({ size: this.manifest.size, chunks: this.totalChunks }, 'download started');
+    if (this.totalChunks === 0) {
+      await this.complete();
+      return;
+    }
+    this.relocateTimer = setInterval(() => this.relocateSafely(), this.relocateIntervalMs);
+    this.armWatchdog();
+    this.relocateSafely();
+  }
+
+  private async complete(): Promise<void> {
+    if (this.finished) return;
+    this.finished = true;
+    this.stopEverything();
+    try {
+      const finalPath = await this.partial!.finalize(this.options.dir, this.manifest.name);
+      this.finalPath = finalPath;
+      const seconds = (Date.now() - this.startedAt) / 1000;
+      this.logger.info({ path: finalPath, seconds }, 'download complete');
+      this.settle?.resolve({
+        path: finalPath,
+        name: path.basename(finalPath),
+        size: this.manifest.size,
+        seconds,
+        sources: [...this.sources.values()]
+          .filter((s) => s.everConnected)
+          .map((s) => ({ peerId: s.peerId, name: s.info.name, bytes: s.bytes })),
+      });
+    } catch (err) {
+      this.settle?.reject(asError(err));
+    }
+  }
+
+  private async fail(err: unknown): Promise<void> {
+    if (this.finished) return;
+    this.finished = true;
+    this.stopEverything();
+    const error = asError(err);
+    this.logger.warn({ err: error.message }, 'download failed');
+    try {
+      const partial = this.partial ?? (await this.partialReady);
+      await partial?.abort();
+    } catch (abortErr) {
+      this.logger.warn({ err: errorMessage(abortErr) }, 'could not remove the partial file');
+    }
+    this.settle?.reject(error);
+  }
+
+  private stopEverything(): void {
+    if (this.relocateTimer) clearInterval(this.relocateTimer);
+    if (this.watchdog) clearTimeout(this.watchdog);
+    this.relocateTimer = null;
+    this.watchdog = null;
+    for (const source of this.sources.values()) {
+      source.client?.close();
+      source.client = null;
+      source.inFlight.clear();
+    }
+    this.requested.clear();
+  }
+
+  /** Fails the download once no source has been usable for noSourceTimeoutMs. */
+  private armWatchdog(): void {
+    const due = this.lastUsableAt + this.noSourceTimeoutMs - Date.now();
+    this.watchdog = setTimeout(
+      () => {
+        this.watchdog = null;
+        if (this.finished) return;
+        if (this.requested.size > 0 || this.writing.size > 0) this.lastUsableAt = Date.now();
+        if (Date.now() - this.lastUsableAt >= this.noSourceTimeoutMs) {
+          const known = [...this.sources.values()].filter((s) => s.listed && !s.dropped).length;
+          void this.fail(
+            new SwarmError(
+              'ERR_NO_SOURCES',
+              `no usable source for ${this.manifest.name} in ${this.noSourceTimeoutMs} ms ` +
+                `(${this.have.setCount} of ${this.totalChunks} chunks verified, ${known} sources known)`,
+            ),
+          );
+          return;
+        }
+        this.armWatchdog();
+      },
+      Math.max(due, 1),
+    );
+  }
+
+  // ---- Sources -----------------------------------------------------------------------------------
+
+  /** Runs relocate(); a bug surfacing there (a throwing event listener, say) fails the download. */
+  private relocateSafely(): void {
+    this.relocate().catch((err: unknown) => this.fail(err));
+  }
+
+  private async relocate(): Promise<void> {
+    if (this.locating || this.finished) return;
+    this.locating = true;
+    try {
+      const found = await this.options.findSources();
+      if (this.finished) return;
+      this.mergeSources(found);
+    } catch (err) {
+      this.logger.warn({ err: errorMessage(err) }, 'finding sources failed; will retry');
+    } finally {
+      this.locating = false;
+    }
+    if (this.finished) return;
+    this.pump();
+    this.connectMore();
+  }
+
+  private mergeSources(found: SourceInfo[]): void {
+    const listed = new Set<string>();
+    for (const info of found.slice(0, MAX_LOCATE_PEERS)) {
+      if (
+        typeof info.peerId !== 'string' ||
+        !(info.chunks instanceof Bitfield) ||
+        info.chunks.size !== this.totalChunks
+      ) {
+        this.logger.warn(
+          { peer: info.peerId },
+          'source with a chunk map that does not fit this file; ignored',
+        );
+        continue;
+      }
+      if (listed.has(info.peerId)) continue;
+      let source = this.sources.get(info.peerId);
+      if (!source) {
+        if (this.sources.size >= MAX_KNOWN_SOURCES) continue;
+        source = newSource(info);
+        this.sources.set(info.peerId, source);
+      }
+      listed.add(info.peerId);
+      source.info = info;
+      source.chunks = new Bitfield(info.chunks.size, info.chunks.bytes);
+      source.refused.clear();
+      source.listed = true;
+    }
+    for (const [peerId, source] of this.sources) {
+      if (listed.has(peerId)) continue;
+      source.listed = false;
+      const forgettable = !source.client && !source.connecting && !source.dropped && !source.everConnected;
+      if (forgettable) this.sources.delete(peerId);
+    }
+    this.orderStale = true;
+  }
+
+  /** Connects to more sources (in random order) while fewer than maxSources are connected or connecting. */
+  private connectMore(): void {
+    if (this.finished) return;
+    const now = Date.now();
+    const candidates = shuffle(
+      [...this.sources.values()].filter(
+        (s) =>
+          !s.client && !s.connecting && !s.dropped && s.listed && s.retryAt <= now && this.offersAnything(s),
+      ),
+    );
+    for (const source of candidates) {
+      if (this.busySources() >= this.maxSources && !this.makeRoom()) break;
+      this.connect(source).catch((err: unknown) => this.fail(err));
+    }
+  }
+
+  private busySources(): number {
+    let busy = 0;
+    for (const s of this.sources.values()) if (s.client || s.connecting) busy++;
+    return busy;
+  }
+
+  /** At the limit: lets go of one connected source that has nothing for us. */
+  private makeRoom(): boolean {
+    for (const s of this.sources.values()) {
+      if (s.client && s.inFlight.size === 0 && !this.offersAnything(s)) {
+        this.closeSource(s, 'idle');
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private async connect(source: Source): Promise<void> {
+    if (source.client || source.connecting) return;
+    source.connecting = true;
+    const { host, port } = source.info;
+    let client: PeerClient;
+    try {
+      client = await PeerClient.connect(host, port, {
+        logger: this.logger,
+        connectTimeoutMs: this.options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS,
+        requestTimeoutMs: this.chunkTimeoutMs,
+        maxInFlight: this.requestsPerSource,
+        maxChunkSize: this.manifest.chunkSize,
+      });
+    } catch (err) {
+      source.connecting = false;
+      this.penalise(source);
+      this.logger.debug(
+        { peer: source.peerId, host, port, err: errorMessage(err) },
+        'cannot connect to source',
+      );
+      return;
+    }
+    source.connecting = false;
+    if (this.finished || source.dropped || client.isClosed) {
+      client.close();
+      return;
+    }
+    source.client = client;
+    source.everConnected = true;
+    source.closingFor = null;
+    client.on('close', (reason) => this.onSourceClosed(source, client, reason));
+    this.logger.debug({ peer: source.peerId, host, port }, 'source connected');
+    this.emit('source', source.peerId, source.info.name);
+    this.pump();
+  }
+
+  /** Closes a source's connection ourselves, recording why; onSourceClosed does the rest. */
+  private closeSource(source: Source, reason: SourceLostReason): void {
+    if (!source.client) return;
+    source.closingFor = reason;
+    source.client.close();
+  }
+
+  private onSourceClosed(source: Source, client: PeerClient, reason: Error | undefined): void {
+    if (source.client !== client) return;
+    source.client = null;
+    for (const index of source.inFlight.keys()) this.removeHolder(index, source);
+    source.inFlight.clear();
+    if (this.finished) return;
+    let why = source.closingFor ?? 'disconnected';
+    if (!source.closingFor && reason && errorCode(reason) === 'ERR_PROTOCOL') {
+      why = 'protocol';
+      source.dropped = true;
+      this.orderStale = true;
+    }
+    source.closingFor = null;
+    if (why !== 'idle') this.penalise(source);
+    this.logger.info(
+      { peer: source.peerId, reason: why, detail: reason && errorMessage(reason) },
+      'source lost',
+    );
+    this.emit('source-lost', source.peerId, why);
+    this.pump();
+    if (why !== 'idle') this.connectMore(); // (an idle source was closed by connectMore itself)
+  }
+
+  /** Delays the next connection attempt: one relocate interval, doubling per failure. */
+  private penalise(source: Source): void {
+    source.failures++;
+    const intervals = Math.min(2 ** (source.failures - 1), MAX_BACKOFF_INTERVALS);
+    source.retryAt = Date.now() + intervals * this.relocateIntervalMs;
+  }
+
+  /** True if the source holds a chunk we still miss (and has not refused it). */
+  private offersAnything(source: Source): boolean {
+    if (this.orderStale) this.rebuildOrder();
+    for (let k = this.orderStart; k < this.order.length; k++) {
+      const index = this.order[k]!;
+      if (!this.have.has(index) && source.chunks.has(index) && !source.refused.has(index)) return true;
+    }
+    return false;
+  }
+
+  private connectedSources(): Source[] {
+    return [...this.sources.values()].filter((s) => s.client !== null);
+  }
+
+  // ---- Scheduling --------------------------------------------------------------------------------
+
+  /** The missing chunks that any usable source holds, rarest first, ties in random order. */
+  private rebuildOrder(): void {
+    const availability = new Uint16Array(this.totalChunks);
+    let everywhere = 0;
+    for (const source of this.sources.values()) {
+      if (source.dropped || (!source.listed && !source.client)) continue; // gone, as far as we know
+      if (source.chunks.complete) {
+        everywhere++;
+        continue;
+      }
+      for (const index of source.chunks.indices()) availability[index]!++;
+    }
+    const missing: number[] = [];
+    for (let i = 0; i < this.totalChunks; i++) {
+      if (!this.have.has(i) && availability[i]! + everywhere > 0) missing.push(i);
+    }
+    shuffle(missing);
+    missing.sort((a, b) => availability[a]! - availability[b]!); // stable: ties keep the random order
+    this.order = missing;
+    this.orderStart = 0;
+    this.orderStale = false;
+  }
+
+  /** Fills every connected source up to requestsPerSource requests. */
+  private pump(): void {
+    if (this.finished || !this.partial) return;
+    if (this.orderStale) this.rebuildOrder();
+    for (const source of this.sources.values()) {
+      if (!source.client || source.client.isClosed) continue;
+      while (source.inFlight.size < this.requestsPerSource) {
+        const index = this.pickChunk(source);
+        if (index === undefined) break;
+        this.request(source, index);
+      }
+    }
+  }
+
+  private pickChunk(source: Source): number | undefined {
+    for (let k = this.orderStart; k < this.order.length; k++) {
+      const index = this.order[k]!;
+      if (this.have.has(index)) {
+        if (k === this.orderStart) this.orderStart++; // verified chunks at the front are never looked at again
+        continue;
+      }
+      if (this.requested.has(index) || this.writing.has(index)) continue;
+      if (source.chunks.has(index) && !source.refused.has(index)) return index;
+    }
+    if (!this.inEndGame()) return undefined;
+    for (const [index, holders] of this.requested) {
+      if (holders.size !== 1 || holders.has(source) || this.writing.has(index)) continue;
+      if (source.chunks.has(index) && !source.refused.has(index)) return index;
+    }
+    return undefined;
+  }
+
+  /** True when every missing chunk is already requested or being written. */
+  private inEndGame(): boolean {
+    let busy = this.writing.size;
+    for (const index of this.requested.keys()) if (!this.writing.has(index)) busy++;
+    return busy >= this.totalChunks - this.have.setCount;
+  }
+
+  private request(source: Source, index: number): void {
+    const client = source.client!;
+    const token = {};
+    source.inFlight.set(index, token);
+    let holders = this.requested.get(index);
+    if (!holders) this.requested.set(index, (holders = new Set()));
+    holders.add(source);
+    this.lastUsableAt = Date.now();
+    client
+      .requestChunk(this.fileId, index)
+      .then(
+        (data) => this.onChunkData(source, index, token, data),
+        (err: unknown) => this.onRequestFailed(source, index, token, err),
+      )
+      .catch((err: unknown) => this.fail(err));
+  }
+
+  private removeHolder(index: number, source: Source): void {
+    const holders = this.requested.get(index);
+    if (!holders) return;
+    holders.delete(source);
+    if (holders.size === 0) this.requested.delete(index);
+  }
+
+  private onRequestFailed(source: Source, index: number, token: object, err: unknown): void {
+    if (source.inFlight.get(index) !== token) return; // cancelled by us, or the source already closed
+    source.inFlight.delete(index);
+    this.removeHolder(index, source);
+    if (this.finished) return;
+    this.lastUsableAt = Date.now();
+    if (err instanceof RemoteError) {
+      // It does not have the chunk after all (its tracker entry was stale): ask someone else.
+      this.logger.debug({ peer: source.peerId, index, code: err.code }, 'source refused a chunk');
+      source.refused.add(index);
+    } else if (errorCode(err) === 'ERR_TIMEOUT') {
+      this.logger.info({ peer: source.peerId, index }, 'chunk request timed out');
+      this.closeSource(source, 'timeout');
+    } else {
+      this.logger.debug({ peer: source.peerId, index, err: errorMessage(err) }, 'chunk request failed');
+    }
+    this.pump();
+  }
+
+  private async onChunkData(source: Source, index: number, token: object, data: Buffer): Promise<void> {
+    if (source.inFlight.get(index) === token) {
+      source.inFlight.delete(index);
+      this.removeHolder(index, source);
+    }
+    if (this.finished) return;
+    this.lastUsableAt = Date.now();
+    if (this.have.has(index) || this.writing.has(index)) {
+      this.pump(); // a duplicate from the end game: the other copy won
+      return;
+    }
+    this.writing.add(index);
+    try {
+      if (data.length !== chunkLength(this.manifest, index)) {
+        throw new SwarmError('ERR_CHUNK_HASH_MISMATCH', `chunk ${index} has ${data.length} bytes`);
+      }
+      await this.partial!.write(index, data); // verifies length and SHA-256 first
+    } catch (err) {
+      this.writing.delete(index);
+      if (this.finished) return;
+      if (errorCode(err) === 'ERR_CHUNK_HASH_MISMATCH') {
+        this.blame(source, index);
+        this.pump();
+      } else {
+        void this.fail(
+          new SwarmError('ERR_IO', `cannot write ${this.manifest.name}: ${errorMessage(err)}`, {
+            cause: err,
+          }),
+        );
+      }
+      return;
+    }
+    this.writing.delete(index);
+    if (this.finished) return;
+    this.accept(source, index, data.length);
+  }
+
+  /** A verified, written chunk: record it, cancel any duplicate request, report, go on or finish. */
+  private accept(source: Source, index: number, length: number): void {
+    this.have.set(index);
+    this.verifiedBytes += length;
+    source.bytes += length;
+    source.failures = 0;
+    for (const other of this.requested.get(index) ?? []) {
+      other.inFlight.delete(index);
+      other.client?.cancel(this.fileId, index);
+    }
+    this.requested.delete(index);
+    this.sampleRate();
+    try {
+      this.options.onChunk?.(index, source.peerId);
+    } catch (err) {
+      this.logger.warn({ err: errorMessage(err) }, 'onChunk callback threw');
+    }
+    this.emit('progress', this.progress);
+    if (this.have.complete) void this.complete();
+    else this.pump();
+  }
+
+  /** A chunk that failed verification: the source is blamed, and dropped after too many. */
+  private blame(source: Source, index: number): void {
+    source.badChunks++;
+    this.logger.warn({ peer: source.peerId, index, bad: source.badChunks }, 'chunk failed verification');
+    if (source.badChunks >= MAX_BAD_CHUNKS_PER_SOURCE && !source.dropped) {
+      source.dropped = true;
+      this.orderStale = true;
+      if (source.client) this.closeSource(source, 'bad-chunks');
+      else this.emit('source-lost', source.peerId, 'bad-chunks');
+    }
+  }
+
+  // ---- Rate --------------------------------------------------------------------------------------
+
+  /** Samples of (time, verified bytes) at least RATE_SAMPLE_MS apart, covering the last window. */
+  private sampleRate(): void {
+    const now = Date.now();
+    const last = this.rateSamples[this.rateSamples.length - 1];
+    if (!last || now - last.at >= RATE_SAMPLE_MS)
+      this.rateSamples.push({ at: now, bytes: this.verifiedBytes });
+    this.dropOldSamples(now);
+  }
+
+  /** Keeps one sample at or before the window's start as the baseline. */
+  private dropOldSamples(now: number): void {
+    while (this.rateSamples.length > 2 && this.rateSamples[1]!.at <= now - RATE_WINDOW_MS)
+      this.rateSamples.shift();
+  }
+
+  private rate(): number {
+    const now = Date.now();
+    this.dropOldSamples(now);
+    const base = this.rateSamples[0];
+    if (!base) return 0;
+    const seconds = Math.max((now - base.at) / 1000, 0.001);
+    return Math.round((this.verifiedBytes - base.bytes) / seconds);
+  }
+}
+
+function cancelledError(manifest: Manifest): SwarmError {
+  return new SwarmError('ERR_CANCELLED', `download of ${manifest.name} cancelled`);
+}
+
+function newSource(info: SourceInfo): Source {
+  return {
+    peerId: info.peerId,
+    info,
+    chunks: info.chunks,
+    refused: new Set(),
+    client: null,
+    connecting: false,
+    everConnected: false,
+    inFlight: new Map(),
+    bytes: 0,
+    badChunks: 0,
+    failures: 0,
+    retryAt: 0,
+    dropped: false,
+    listed: true,
+    closingFor: null,
+  };
+}
+
+function shuffle<T>(items: T[]): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [items[i], items[j]] = [items[j]!, items[i]!];
+  }
+  return items;
+}
+
+function clamp(value: number, min: number, max: number): number {
+  return Math.min(Math.max(Math.floor(value), min), max);
+}
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}

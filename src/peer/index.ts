@@ -1,0 +1,14 @@
+/** The peer data plane: serving chunks, fetching them, and multi-source downloads. */
+export { ChunkServer, serveFileChunk } from './chunk-server.js';
+export type { ChunkProvider, ChunkServerOptions, ChunkServerStats } from './chunk-server.js';
+export { PeerClient } from './peer-client.js';
+export type { PeerClientEvents, PeerClientOptions } from './peer-client.js';
+export { Download } from './download.js';
+export type {
+  DownloadEvents,
+  DownloadOptions,
+  DownloadProgress,
+  DownloadResult,
+  SourceInfo,
+  SourceLostReason,
+} from './download.js';

@@ -12,3 +12,5 @@ export type {
   SourceInfo,
   SourceLostReason,
 } from './download.js';
+export { PeerNode, resolveInCatalog } from './peer-node.js';
+export type { ActiveDownload, PeerNodeEvents, PeerNodeOptions, SwarmPeer } from './peer-node.js';

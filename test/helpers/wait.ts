@@ -31,7 +31,9 @@ export async function waitFor<T>(
       last = err;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`,
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
@@ -43,7 +45,7 @@ export async function writeRandomFile(file: string, size: number, seed = 1): Pro
   try {
     let state = seed >>> 0 || 1;
     const block = Buffer.allocUnsafe(1 << 20);
-    for (let written = 0; written < size; ) {
+    for (let written = 0; written < size;) {
       const n = Math.min(block.length, size - written);
       for (let i = 0; i < n; i += 4) {
         state ^= state << 13;

@@ -1,0 +1,121 @@
+/**
+ * The command line: maps flags onto options and calls into the library. No logic lives here
+ * beyond parsing; each command's behaviour is in src/cli/commands/.
+ */
+import fs from 'node:fs';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { parseEndpoint, parsePort, type Endpoint } from '../address.js';
+import { DEFAULT_HOST, DEFAULT_TRACKER_PORT } from '../constants.js';
+import { errorMessage } from '../errors.js';
+import { runDemoCommand } from './commands/demo.js';
+import { runGetCommand } from './commands/get.js';
+import { runListCommand } from './commands/list.js';
+import { runPeerCommand } from './commands/peer.js';
+import { runTrackerCommand } from './commands/tracker.js';
+import { EXIT_USAGE, exitCodeFor } from './exit-codes.js';
+import { printable } from './format.js';
+
+const packageJson = JSON.parse(
+  fs.readFileSync(new URL('../../../package.json', import.meta.url), 'utf8'),
+) as {
+  version: string;
+};
+
+const DEFAULT_TRACKER = `127.0.0.1:${DEFAULT_TRACKER_PORT}`;
+
+function portOption(value: string): number {
+  try {
+    return parsePort(value);
+  } catch (err) {
+    throw new InvalidArgumentError(errorMessage(err));
+  }
+}
+
+function endpointOption(value: string): Endpoint {
+  try {
+    return parseEndpoint(value, DEFAULT_TRACKER_PORT);
+  } catch (err) {
+    throw new InvalidArgumentError(errorMessage(err));
+  }
+}
+
+function positiveIntOption(value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive whole number');
+  return n;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('swarmshare')
+    .description(
+      'Peer-to-peer file sharing: a chunk-aware tracker, peers that download from many peers at once.',
+    )
+    .version(packageJson.version, '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+
+  program
+    .command('tracker')
+    .description('run a tracker: the catalog of shared files and of which peer holds which chunk')
+    .option('--host <host>', 'address to listen on', DEFAULT_HOST)
+    .option('--port <port>', 'port to listen on (0: any free port)', portOption, DEFAULT_TRACKER_PORT)
+    .option('--log <file>', 'also write the structured log to this file')
+    .addOption(
+      new Option('--expiry <ms>', 'drop a peer silent for this long').argParser(positiveIntOption).hideHelp(),
+    )
+    .action(runTrackerCommand);
+
+  program
+    .command('peer')
+    .description('run a peer that shares the files in DIR, with an interactive shell on stdin')
+    .requiredOption('--dir <dir>', 'folder to share; downloads land here too')
+    .option('--tracker <host:port>', 'tracker address', endpointOption, parseEndpoint(DEFAULT_TRACKER))
+    .option('--host <host>', 'address to serve chunks on', DEFAULT_HOST)
+    .option('--port <port>', 'port to serve chunks on (0: any free port)', portOption, 0)
+    .option('--name <name>', 'a name shown to other peers')
+    .option('--log <file>', 'structured log file (default: DIR/.swarmshare/peer.log)')
+    .action(runPeerCommand);
+
+  program
+    .command('list')
+    .description('list the files in a tracker catalog')
+    .argument('[text]', 'only files whose name contains this text')
+    .option('--tracker <host:port>', 'tracker address', endpointOption, parseEndpoint(DEFAULT_TRACKER))
+    .option('--json', 'print one JSON document instead of a table')
+    .action(runListCommand);
+
+  program
+    .command('get')
+    .description('download a file by name or id, as a temporary peer (a source for others while it runs)')
+    .argument('<name-or-id>', 'file name, id, or id prefix (6+ hex digits)')
+    .option('--tracker <host:port>', 'tracker address', endpointOption, parseEndpoint(DEFAULT_TRACKER))
+    .option('--out <dir>', 'folder to save into', '.')
+    .option('--host <host>', 'address to serve chunks on while downloading', DEFAULT_HOST)
+    .option('--json', 'print a JSON summary as the last line of stdout')
+    .option('--log <file>', 'also write the structured log to this file')
+    .action(runGetCommand);
+
+  program
+    .command('demo')
+    .description('run a tracker and a swarm of peers on loopback and narrate a download from many peers')
+    .option('--size <MiB>', 'size of the large file', positiveIntOption, 48)
+    .option('--keep', 'keep the temporary folders for a look afterwards')
+    .action(runDemoCommand);
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version are not errors; commander has already printed the usage problem.
+      return err.exitCode === 0 ? 0 : EXIT_USAGE;
+    }
+    process.stderr.write(`swarmshare: ${printable(errorMessage(err))}\n`);
+    return exitCodeFor(err);
+  }
+}

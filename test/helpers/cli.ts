@@ -1,0 +1,96 @@
+/** Runs the real command line in child processes, as a user would. */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { TestContext } from 'node:test';
+import { waitFor } from './wait.js';
+
+export const BIN = fileURLToPath(new URL('../../../bin/swarmshare.js', import.meta.url));
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `swarmshare ...args` to completion, with optional stdin, and a deadline. */
+export function runCli(
+  args: string[],
+  options: { input?: string; timeoutMs?: number; cwd?: string } = {},
+): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: options.cwd,
+      env: { ...process.env, FORCE_COLOR: '0' },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(
+        new Error(
+          `swarmshare ${args.join(' ')} did not finish in time\nstdout:\n${stdout}\nstderr:\n${stderr}`,
+        ),
+      );
+    }, options.timeoutMs ?? 60_000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+    child.stdin.end(options.input ?? '');
+  });
+}
+
+/** A long-running CLI process (tracker or peer) whose output is collected as it comes. */
+export class CliProcess {
+  stdout = '';
+  stderr = '';
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+
+  constructor(readonly child: ChildProcessWithoutNullStreams) {
+    child.stdout.on('data', (d: Buffer) => (this.stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    this.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  }
+
+  /** Waits for stdout to match, and returns the match. */
+  async waitForOutput(pattern: RegExp, timeoutMs = 20_000): Promise<RegExpMatchArray> {
+    return waitFor(
+      () => pattern.exec(this.stdout),
+      `output ${pattern} (stdout so far: ${JSON.stringify(this.stdout)}, stderr: ${JSON.stringify(this.stderr.slice(-500))})`,
+      timeoutMs,
+    );
+  }
+
+  send(line: string): void {
+    this.child.stdin.write(`${line}\n`);
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGTERM'): void {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+  }
+}
+
+/** Starts a CLI process that is killed when the test ends. */
+export function startCli(t: TestContext, args: string[]): CliProcess {
+  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, FORCE_COLOR: '0' } });
+  const proc = new CliProcess(child);
+  t.after(async () => {
+    proc.kill('SIGKILL');
+    await proc.exited;
+  });
+  return proc;
+}
+
+/** Starts `swarmshare tracker` on a free loopback port and returns its address. */
+export async function startTrackerProcess(
+  t: TestContext,
+  extra: string[] = [],
+): Promise<{ proc: CliProcess; address: string }> {
+  const proc = startCli(t, ['tracker', '--host', '127.0.0.1', '--port', '0', ...extra]);
+  const match = await proc.waitForOutput(/listening on (\S+)/);
+  return { proc, address: match[1]! };
+}

@@ -149,9 +149,10 @@ test('get fails cleanly: unknown name, unreachable tracker, ambiguous name', asy
   assert.deepEqual(await fs.readdir(outDir), []);
 });
 
-test('a peer killed with SIGKILL disappears from list', async (t) => {
-  const { address } = await startTrackerProcess(t);
+test('a peer killed with SIGKILL disappears from list, and the tracker logs it all', async (t) => {
   const dir = await tempDir(t);
+  const logFile = path.join(await tempDir(t), 'tracker.log');
+  const { address } = await startTrackerProcess(t, ['--log', logFile]);
   await fs.writeFile(path.join(dir, 'ephemeral.txt'), 'here today\n');
   const peer = await startSharingPeer(t, address, dir, 'doomed');
   await waitFor(
@@ -161,6 +162,24 @@ test('a peer killed with SIGKILL disappears from list', async (t) => {
   peer.kill('SIGKILL');
   await peer.exited;
   await waitFor(async () => (await listJson(address)).length === 0, 'the file gone from the catalog');
+
+  // The structured log records the peer's whole life, one JSON object per line.
+  const records = await waitFor(async () => {
+    const lines = (await fs.readFile(logFile, 'utf8')).trim().split('\n');
+    const parsed = lines.map((line) => JSON.parse(line) as { msg: string; peerName?: string });
+    return parsed.some((r) => /removed|expired|disconnected|closed/i.test(r.msg) && r.peerName === 'doomed')
+      ? parsed
+      : null;
+  }, 'the removal in the log');
+  const messages = records.filter((r) => r.peerName === 'doomed').map((r) => r.msg);
+  assert.ok(
+    messages.some((m) => /registered/.test(m)),
+    messages.join('; '),
+  );
+  assert.ok(
+    messages.some((m) => /announced/.test(m)),
+    messages.join('; '),
+  );
 });
 
 test('the peer shell, driven by piped commands', async (t) => {

@@ -160,17 +160,7 @@ export function formatConsole(r: BenchResult): string {
     `tracker: ${k.sessions} sessions, a shared file of ${k.chunks} chunks`,
     ...table(
       indent([
-        [
-          'phase',
-          'requests',
-          'seconds',
-          'per second',
-          'p50 ms',
-          'p99 ms',
-          'tracker cores',
-          'client cores',
-          'other cores',
-        ],
+        TRACKER_PHASE_HEADER,
         phaseRow('HAVE, one chunk each', k.have),
         phaseRow(`LOCATE (${fixed(k.locate.replyBytes / 1000)} kB replies)`, k.locate),
       ]),
@@ -186,6 +176,18 @@ export function formatConsole(r: BenchResult): string {
 function runsText(c: TransferCase, size: number): string {
   return c.runs.map((run) => fixed(mbPerSecond(size, run.wallSeconds))).join(', ');
 }
+
+const TRACKER_PHASE_HEADER = [
+  'phase',
+  'requests',
+  'seconds',
+  'per second',
+  'p50 ms',
+  'p99 ms',
+  'tracker cores',
+  'client cores',
+  'other cores',
+];
 
 function phaseRow(label: string, p: TrackerLoadResult['have']): string[] {
   return [
@@ -298,17 +300,7 @@ export function formatMarkdown(r: BenchResult): string {
       '*other cores* the rest of the machine.',
     '',
     ...mdTable([
-      [
-        'phase',
-        'requests',
-        'seconds',
-        'per second',
-        'p50 ms',
-        'p99 ms',
-        'tracker cores',
-        'client cores',
-        'other cores',
-      ],
+      TRACKER_PHASE_HEADER,
       phaseRow('HAVE, one chunk per request', k.have),
       phaseRow('LOCATE', k.locate),
     ]),

@@ -92,7 +92,6 @@ export class TrackerClient extends EventEmitter<TrackerClientEvents> {
   private readonly waiting: { resolve: () => void; reject: (err: Error) => void }[] = [];
   private closedWith: SwarmError | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
-  private corked = false;
 
   /**
    * Connects and completes the handshake. Rejects ERR_UNREACHABLE (naming host:port) when nothing
@@ -276,7 +275,8 @@ export class TrackerClient extends EventEmitter<TrackerClientEvents> {
           new SwarmError('ERR_INVALID_ARGUMENT', `cannot send ${body.type}: ${errorMessage(err)}`),
         );
       }
-      if (frame) this.send(frame);
+      // Requests made in one burst leave in one write.
+      if (frame) this.conn.sendCoalesced(frame);
       const answer = await reply;
       if (answer.type === 'error') {
         throw new RemoteError(isErrorCode(answer.code) ? answer.code : 'ERR_PROTOCOL', answer.message);
@@ -286,19 +286,6 @@ export class TrackerClient extends EventEmitter<TrackerClientEvents> {
     } finally {
       this.releaseSlot();
     }
-  }
-
-  /** Sends a request, coalescing the requests made in one burst into one write (see session.ts). */
-  private send(frame: Buffer): void {
-    if (!this.corked) {
-      this.corked = true;
-      this.conn.socket.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        this.conn.socket.uncork();
-      });
-    }
-    this.conn.send(frame);
   }
 
   private async acquireSlot(): Promise<void> {

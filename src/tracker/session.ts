@@ -69,7 +69,6 @@ export class TrackerSession {
   private pumping = false;
   private leaving = false;
   private expired = false;
-  private corked = false;
   private readonly expiryTimer: NodeJS.Timeout;
   private log: Logger;
 
@@ -123,20 +122,9 @@ export class TrackerSession {
     }
   }
 
-  /**
-   * Sends a reply, coalescing the replies of one burst of requests into one write: the socket is
-   * corked at the first and uncorked once the current run of promise jobs is over.
-   */
+  /** Sends a reply; the replies to one burst of requests leave in one write. */
   private send(reply: TrackerReply): boolean {
-    if (!this.corked) {
-      this.corked = true;
-      this.conn.socket.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        this.conn.socket.uncork();
-      });
-    }
-    return this.conn.send(encodeTrackerMessage(reply));
+    return this.conn.sendCoalesced(encodeTrackerMessage(reply));
   }
 
   private async handle(request: TrackerRequest): Promise<Reply> {

@@ -30,6 +30,7 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
   private readonly decoder: FrameDecoder;
   private handler: FrameHandler | null = null;
   private closed = false;
+  private corked = false;
   private closeReason: Error | undefined;
   bytesReceived = 0;
 
@@ -100,6 +101,23 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
     for (const part of parts) ok = this.socket.write(part);
     this.socket.uncork();
     return ok;
+  }
+
+  /**
+   * Like send(), but the frames sent in one burst (the same tick) leave in one write: the socket is
+   * corked at the first and uncorked once the current run of jobs is over. Made for many small
+   * messages, such as tracker requests and replies.
+   */
+  sendCoalesced(body: Buffer): boolean {
+    if (!this.corked && !this.closed) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
+    return this.send(body);
   }
 
   /** Resolves when the socket can take more data (or at once if it can, or when it closes). */

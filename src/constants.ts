@@ -60,6 +60,8 @@ export const HANDSHAKE_TIMEOUT_MS = 10_000;
 export const HEARTBEAT_INTERVAL_MS = 10_000;
 export const PEER_EXPIRY_MS = 30_000;
 export const TRACKER_REQUEST_TIMEOUT_MS = 15_000;
+/** How long a command waits for a tracker session before reporting it unreachable. */
+export const TRACKER_READY_TIMEOUT_MS = 10_000;
 /** A chunk request that has not completed in this time is given to another source. */
 export const CHUNK_REQUEST_TIMEOUT_MS = 20_000;
 /** A peer-to-peer connection with nothing to do for this long is closed. */
@@ -91,3 +93,67 @@ export const STATE_DIR_NAME = '.swarmshare';
 // ---- Tracker sessions (appended by the tracker) --------------------------------------------------
 /** Open tracker connections, registered or not: every peer plus room for one-shot clients (list, get). */
 export const MAX_TRACKER_SESSIONS = MAX_TRACKER_PEERS + 1_000;
+
+// ---- Peer discovery: peer exchange and the mesh (appended by the mesh) ---------------------------
+/** Files one OFFERS message lists at most; a peer sharing more offers the first ones. */
+export const MAX_OFFERS = 1000;
+/**
+ * Largest frame other than a PIECE that a chunk server sends: a MANIFEST (up to 2 MiB of hashes)
+ * or an OFFERS (cut to fit). Clients accept frames this large whatever chunk size they expect.
+ */
+export const MAX_PEER_CONTROL_FRAME = 2 * MiB + 4 * KiB;
+/** Addresses one PEERS message (peer exchange) lists at most. */
+export const MAX_PEX_PEERS = 50;
+/** A chunk server tells its clients about other peers (PEERS) this often. */
+export const PEX_INTERVAL_MS = 30_000;
+/** A burst of changes to what a peer holds leaves as one OFFERS after this quiet time. */
+export const OFFERS_DEBOUNCE_MS = 100;
+/** Addresses a mesh remembers; addresses a person configured are kept beyond this bound. */
+export const MAX_KNOWN_HOSTS = 256;
+/** Outgoing control connections a mesh keeps at once. */
+export const MAX_MESH_CONNECTIONS = 64;
+/** New connection attempts a mesh makes per second at most, so a lying PEERS cannot cause a storm. */
+export const MESH_DIALS_PER_SECOND = 10;
+/** Reconnect back-off towards a known host: from the first value, doubling, up to the second. */
+export const MESH_RECONNECT_MIN_MS = 1_000;
+export const MESH_RECONNECT_MAX_MS = 30_000;
+
+// ---- LAN offers and the hosts file (appended by LAN discovery) ----------------------------------
+/**
+ * LAN offers go to this multicast group: in 239.192.0.0/14, the IPv4 organisation-local scope
+ * (RFC 2365), which needs no IANA assignment and which routers at an organisation's border never
+ * forward (BitTorrent's local service discovery lives there too, at 239.192.152.143). 83.87 is
+ * "SW". The TTL of 1 keeps every offer on its own link anyway.
+ */
+export const LAN_MULTICAST_GROUP = '239.192.83.87';
+/** UDP port of LAN offers: outside the ephemeral range, not in the common service lists. */
+export const LAN_PORT = 7797;
+/** Largest LAN offer datagram, sent or accepted: under the 1280-byte IPv6 minimum MTU, so never fragmented. */
+export const MAX_LAN_DATAGRAM = 1200;
+/** Files described in one LAN offer (the datagram size is the real bound: about 25 with short names). */
+export const MAX_LAN_OFFER_FILES = 64;
+/** Announcements repeat this often, with +-20% jitter so peers started together do not stay in step. */
+export const LAN_ANNOUNCE_INTERVAL_MS = 5_000;
+/** An offer not repeated within this many intervals expires. */
+export const LAN_EXPIRY_INTERVALS = 3;
+/** Announcements asked for at once (announceNow) are at least this far apart. */
+export const LAN_MIN_ANNOUNCE_GAP_MS = 250;
+/** LAN peers remembered at once; offers from further peers are dropped until one expires. */
+export const MAX_LAN_PEERS = 256;
+/** New LAN peers reported per announce interval: an address storm costs a trickle of connections. */
+export const MAX_NEW_LAN_PEERS_PER_INTERVAL = 16;
+/** Files remembered per LAN peer (the rest is learnt over TCP once connected). */
+export const MAX_LAN_FILES_PER_PEER = 64;
+/** Datagrams processed per second; the rest are dropped unread (a flood costs bounded work). */
+export const MAX_LAN_DATAGRAMS_PER_SECOND = 200;
+/** Interfaces a LAN peer joins and announces on when no interface is given. */
+export const MAX_LAN_INTERFACES = 32;
+/** A repeated warning (garbage datagrams, a full peer table) is logged at most this often. */
+export const LAN_WARN_INTERVAL_MS = 60_000;
+
+/** The hosts file: lines read (the rest is ignored with a warning), bytes read, poll interval. */
+export const MAX_HOSTS_FILE_LINES = 1024;
+export const MAX_HOSTS_FILE_BYTES = 256 * KiB;
+export const HOSTS_FILE_POLL_MS = 1_000;
+/** Changes to the hosts file are read this long after the last one (editors write in several steps). */
+export const HOSTS_FILE_DEBOUNCE_MS = 50;

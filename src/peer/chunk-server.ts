@@ -1,28 +1,48 @@
 /**
  * Serves chunks to other peers. Each connection opens with the peer handshake, then the client may
- * pipeline REQUESTs; they are answered concurrently, in any order, with PIECE or REJECT.
+ * pipeline REQUESTs (and GET_MANIFESTs); they are answered concurrently, in any order, with PIECE
+ * (MANIFEST) or REJECT.
+ *
+ * Discovery rides on the same connections: when a client introduces itself (INFO), the server
+ * answers with its own INFO, what it offers (OFFERS) and the peers it knows (PEERS), each only if
+ * the options supply it; later it pushes OFFERS when what it holds changes (broadcastOffers), HAVE
+ * for each chunk it verifies (broadcastHave), and PEERS every pexIntervalMs.
  *
  * Memory stays bounded: a connection may have MAX_SERVED_REQUESTS_PER_CONNECTION requests in flight
- * (more is a protocol violation), only a few of them are read from disk at once, reading waits while
- * the client is not draining its socket, and a server-wide limit caps concurrent disk reads.
+ * (more is a protocol violation), only a few of them are read from disk at once, reading (and sending
+ * a manifest or fresh offers) waits while the client is not draining its socket, and a server-wide
+ * limit caps concurrent disk reads.
  */
 import net, { type AddressInfo } from 'node:net';
+import type { Endpoint } from '../address.js';
 import {
   DEFAULT_HOST,
+  MAX_HOST_BYTES,
   MAX_PEER_CONNECTIONS,
+  MAX_PEX_PEERS,
   MAX_SERVED_REQUESTS_PER_CONNECTION,
+  OFFERS_DEBOUNCE_MS,
   PEER_IDLE_TIMEOUT_MS,
   PEER_PROTOCOL,
   PEER_VERSIONS,
+  PEX_INTERVAL_MS,
 } from '../constants.js';
 import { SwarmError, errorCode, errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { readFileChunk, type SharedFile } from '../storage/shared-folder.js';
-import { chunkCount } from '../storage/manifest.js';
+import { chunkCount, type Manifest } from '../storage/manifest.js';
 import { ProtocolError } from '../wire/codec.js';
 import { FramedConnection } from '../wire/connection.js';
 import { serverHandshake } from '../wire/handshake.js';
-import { decodePeerMessage, encodePeerMessage, encodePieceHeader } from '../wire/peer-messages.js';
+import type { RateLimiter } from './rate-limiter.js';
+import {
+  decodePeerMessage,
+  encodePeerMessage,
+  encodePieceHeader,
+  offersThatFit,
+  type Offer,
+  type PeerInfo,
+} from '../wire/peer-messages.js';
 
 /**
  * Supplies chunk `index` of file `fileId`, or null if this peer does not have it (answered with REJECT
@@ -40,6 +60,23 @@ export interface ChunkServerOptions {
   idleTimeoutMs?: number;
   /** Deadline for a client's HELLO. Default HANDSHAKE_TIMEOUT_MS. */
   handshakeTimeoutMs?: number;
+  /** Who we are, for INFO (its port is the one we listen on, known after listen()). */
+  self?: { peerId: Buffer; name: string };
+  /** What we hold now, complete and partial files, for OFFERS. */
+  offers?: () => Offer[];
+  /** Other peers we know, where they serve, for PEERS (peer exchange). */
+  knownPeers?: () => Endpoint[];
+  /** The manifest of a file we hold, for GET_MANIFEST (null: REJECT ERR_UNKNOWN_FILE). */
+  manifest?: (fileId: Buffer) => Manifest | null;
+  /**
+   * A client introduced itself and serves at `port` on `host` (the address we see it from). Not
+   * called for a client that does not serve (port 0) or that is ourselves (our own peer id).
+   */
+  onPeerInfo?: (info: { peerId: Buffer; name: string; host: string; port: number }) => void;
+  /** PEERS is sent to every client this often. Default PEX_INTERVAL_MS. */
+  pexIntervalMs?: number;
+  /** Caps the bytes of chunks sent per second, shared with whatever else uses the same limiter. */
+  uploadLimiter?: RateLimiter;
 }
 
 export interface ChunkServerStats {
@@ -55,7 +92,7 @@ export interface ChunkServerStats {
   acceptedConnections: number;
 }
 
-/** Clients send only the handshake, REQUEST and CANCEL: all tiny. A large frame is a bad client. */
+/** Clients send only the handshake, INFO, REQUEST, CANCEL and GET_MANIFEST: all tiny. */
 const MAX_CLIENT_FRAME = 1024;
 /** Chunks read from disk at once for one connection; further requests wait their turn. */
 const READS_PER_CONNECTION = 4;
@@ -66,13 +103,21 @@ const PASSED_ON_CODES = new Set(['ERR_UNKNOWN_CHUNK', 'ERR_UNKNOWN_FILE']);
 
 export class ChunkServer {
   private readonly provider: ChunkProvider;
+  private readonly options: ChunkServerOptions;
   private readonly logger: Logger;
   private readonly maxConnections: number;
   private readonly idleTimeoutMs: number;
   private readonly handshakeTimeoutMs: number | undefined;
   private readonly connections = new Set<FramedConnection>();
+  /** Connections whose client introduced itself and was answered: they get OFFERS, HAVE and PEERS. */
+  private readonly greeted = new Set<ServedConnection>();
   private readonly diskReads = new Limiter(READS_PER_SERVER);
   private server: net.Server | null = null;
+  private listeningPort = 0;
+  private offersTimer: NodeJS.Timeout | null = null;
+  private pexTimer: NodeJS.Timeout | null = null;
+  /** The last "too many offers" warning, so it is logged once per change, not once per client. */
+  private lastOffersCut = '';
   private readonly counters = {
     uploadedBytes: 0,
     servedChunks: 0,
@@ -83,6 +128,7 @@ export class ChunkServer {
 
   constructor(options: ChunkServerOptions) {
     this.provider = options.provider;
+    this.options = options;
     this.logger = options.logger ?? silentLogger();
     this.maxConnections = options.maxConnections ?? MAX_PEER_CONNECTIONS;
     this.idleTimeoutMs = options.idleTimeoutMs ?? PEER_IDLE_TIMEOUT_MS;
@@ -114,6 +160,14 @@ export class ChunkServer {
         server.removeAllListeners('error');
         server.on('error', (err) => this.logger.error({ err: errorMessage(err) }, 'chunk server error'));
         const address = server.address() as AddressInfo;
+        this.listeningPort = address.port;
+        if (this.options.knownPeers) {
+          this.pexTimer = setInterval(
+            () => this.broadcastPeers(),
+            this.options.pexIntervalMs ?? PEX_INTERVAL_MS,
+          );
+          this.pexTimer.unref();
+        }
         this.logger.info({ host: address.address, port: address.port }, 'chunk server listening');
         resolve({ host: address.address, port: address.port });
       });
@@ -124,6 +178,9 @@ export class ChunkServer {
   async close(): Promise<void> {
     const server = this.server;
     this.server = null;
+    if (this.pexTimer) clearInterval(this.pexTimer);
+    if (this.offersTimer) clearTimeout(this.offersTimer);
+    this.pexTimer = this.offersTimer = null;
     for (const conn of this.connections) conn.destroy();
     if (!server) return;
     await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -158,6 +215,7 @@ export class ChunkServer {
         if (conn.isClosed) return;
         const session = new ServedConnection(conn, this);
         conn.onFrame((body) => session.handleFrame(body));
+        conn.once('close', () => this.greeted.delete(session));
       },
       (err: unknown) => {
         // A refused client (wrong protocol or version) is sent the reason and closed by the handshake
@@ -168,12 +226,110 @@ export class ChunkServer {
     );
   }
 
+  /** Sends HAVE to every connected client: we verified chunk `index` of `fileId`. */
+  broadcastHave(fileId: Buffer, index: number): void {
+    if (!this.options.offers || this.greeted.size === 0) return;
+    const frame = encodePeerMessage({ type: 'have', fileId, index });
+    for (const session of this.greeted) session.send(frame);
+  }
+
+  /**
+   * Sends fresh OFFERS to every connected client: what we hold changed. A burst of calls leaves as
+   * one message, OFFERS_DEBOUNCE_MS after the first.
+   */
+  broadcastOffers(): void {
+    if (!this.options.offers || this.offersTimer || !this.server) return;
+    this.offersTimer = setTimeout(() => {
+      this.offersTimer = null;
+      if (this.greeted.size === 0) return;
+      const frame = this.offersFrame();
+      if (frame) for (const session of this.greeted) session.sendOffers(frame);
+    }, OFFERS_DEBOUNCE_MS);
+    this.offersTimer.unref();
+  }
+
+  /** @internal A client introduced itself: pass it on, then answer with INFO, OFFERS and PEERS. */
+  greet(session: ServedConnection, info: PeerInfo): void {
+    const { self, onPeerInfo } = this.options;
+    if (onPeerInfo && info.port !== 0 && !(self && info.peerId.equals(self.peerId))) {
+      try {
+        onPeerInfo({ peerId: info.peerId, name: info.name, host: session.remoteAddress, port: info.port });
+      } catch (err) {
+        this.logger.error({ err: errorMessage(err) }, 'onPeerInfo failed');
+      }
+    }
+    if (self) {
+      const port = this.listeningPort;
+      session.send(encodePeerMessage({ type: 'info', peerId: self.peerId, name: self.name, port }));
+    }
+    const offers = this.offersFrame();
+    if (offers) session.send(offers);
+    const peers = this.peersFrame(session);
+    if (peers) session.send(peers);
+    this.greeted.add(session);
+  }
+
+  /** @internal A fresh OFFERS frame, or null without an offers option (or if it fails). */
+  offersFrame(): Buffer | null {
+    if (!this.options.offers) return null;
+    try {
+      const all = this.options.offers();
+      const fit = offersThatFit(all);
+      if (fit.length < all.length) {
+        const cut = `${fit.length}/${all.length}`;
+        if (cut !== this.lastOffersCut) {
+          this.logger.warn(
+            { offered: all.length, sent: fit.length },
+            'too many files for one OFFERS message: offering the first ones',
+          );
+        }
+        this.lastOffersCut = cut;
+      } else {
+        this.lastOffersCut = '';
+      }
+      return encodePeerMessage({ type: 'offers', offers: fit });
+    } catch (err) {
+      this.logger.error({ err: errorMessage(err) }, 'cannot list our offers');
+      return null;
+    }
+  }
+
+  /** A PEERS frame for one client (not naming the client itself), or null without knownPeers. */
+  private peersFrame(session: ServedConnection): Buffer | null {
+    if (!this.options.knownPeers) return null;
+    try {
+      const peers = this.options.knownPeers().filter((p) => isAdvertisable(p) && !session.isAt(p));
+      return encodePeerMessage({ type: 'peers', peers: sample(peers, MAX_PEX_PEERS) });
+    } catch (err) {
+      this.logger.error({ err: errorMessage(err) }, 'cannot list known peers');
+      return null;
+    }
+  }
+
+  private broadcastPeers(): void {
+    for (const session of this.greeted) {
+      const frame = this.peersFrame(session);
+      if (frame) session.send(frame);
+    }
+  }
+
+  /** @internal The manifest for GET_MANIFEST (null: not ours to give). */
+  lookupManifest(fileId: Buffer): Manifest | null {
+    return this.options.manifest ? this.options.manifest(fileId) : null;
+  }
+
   /**
    * Reads one chunk through the provider, within the server-wide disk read limit. `unwanted` is asked
    * once a read slot is free: a request cancelled (or a connection closed) meanwhile reads nothing.
    */
   read(fileId: Buffer, index: number, unwanted: () => boolean): Promise<Buffer | null> {
-    return this.diskReads.run(async () => (unwanted() ? null : this.provider(fileId, index)));
+    return this.diskReads.run(async () => {
+      if (unwanted()) return null;
+      const data = await this.provider(fileId, index);
+      // Waiting for the upload rate inside the read slot keeps the chunks held in memory bounded.
+      if (data && this.options.uploadLimiter) await this.options.uploadLimiter.take(data.length);
+      return data;
+    });
   }
 
   /** @internal bookkeeping from connections */
@@ -201,28 +357,84 @@ interface Request {
   cancelled: boolean;
 }
 
-/** One client's requests on one connection: a bounded queue and a few concurrent disk reads. */
+/**
+ * One client's requests on one connection: a bounded queue and a few concurrent disk reads; and,
+ * once the client has introduced itself, the discovery messages pushed to it.
+ */
 class ServedConnection {
   private readonly waiting: Request[] = [];
   private readonly active = new Map<number, Request>();
+  /** GET_MANIFEST request ids being answered. */
+  private readonly manifestRequests = new Set<number>();
+  /** Manifests are sent one at a time, each once the socket has drained: at most ~2 MiB queued. */
+  private manifestQueue: Promise<void> = Promise.resolve();
+  private introduced = false;
+  /** The client's serving port, from its INFO (0 before it, or if it does not serve). */
+  private clientPort = 0;
+  /** A fresh OFFERS waits for the socket to drain (at most one waits). */
+  private offersWaiting = false;
 
   constructor(
     private readonly conn: FramedConnection,
     private readonly server: ChunkServer,
   ) {}
 
+  get remoteAddress(): string {
+    return this.conn.remoteAddress;
+  }
+
+  /** True if `endpoint` is where this client serves, as we see it. */
+  isAt(endpoint: Endpoint): boolean {
+    return this.clientPort !== 0 && endpoint.port === this.clientPort && endpoint.host === this.remoteAddress;
+  }
+
+  send(frame: Buffer): void {
+    this.conn.send(frame);
+  }
+
+  /**
+   * Sends `frame` (OFFERS) now, or, while the client is not draining its socket, a fresh one once it
+   * does: the offers of that moment include every HAVE sent meanwhile, and a slow client never has
+   * more than one OFFERS queued because of us.
+   */
+  sendOffers(frame: Buffer): void {
+    if (this.conn.isClosed || this.offersWaiting) return;
+    if (!this.conn.socket.writableNeedDrain) {
+      this.conn.send(frame);
+      return;
+    }
+    this.offersWaiting = true;
+    void this.conn.drain().then(() => {
+      this.offersWaiting = false;
+      const fresh = this.conn.isClosed ? null : this.server.offersFrame();
+      if (fresh) this.conn.send(fresh);
+    });
+  }
+
   handleFrame(body: Buffer): void {
     const msg = decodePeerMessage(body);
     switch (msg.type) {
       case 'request': {
-        if (this.inFlight() >= MAX_SERVED_REQUESTS_PER_CONNECTION) {
-          throw new ProtocolError(`more than ${MAX_SERVED_REQUESTS_PER_CONNECTION} requests in flight`);
-        }
-        if (this.active.has(msg.req) || this.waiting.some((r) => r.req === msg.req)) {
-          throw new ProtocolError(`request id ${msg.req} is already in flight`);
-        }
+        this.admit(msg.req);
         this.waiting.push({ req: msg.req, fileId: msg.fileId, index: msg.index, cancelled: false });
         this.pump();
+        return;
+      }
+      case 'get_manifest': {
+        this.admit(msg.req);
+        const { req, fileId } = msg;
+        this.manifestRequests.add(req);
+        this.manifestQueue = this.manifestQueue
+          .then(() => this.serveManifest(req, fileId))
+          .catch((err: unknown) => this.conn.destroy(err as Error))
+          .finally(() => this.manifestRequests.delete(req));
+        return;
+      }
+      case 'info': {
+        if (this.introduced) throw new ProtocolError('INFO sent twice');
+        this.introduced = true;
+        this.clientPort = msg.port;
+        this.server.greet(this, msg);
         return;
       }
       case 'cancel': {
@@ -242,9 +454,19 @@ class ServedConnection {
     }
   }
 
+  /** Checks a new request id against the in-flight limit and the ids in flight. */
+  private admit(req: number): void {
+    if (this.inFlight() >= MAX_SERVED_REQUESTS_PER_CONNECTION) {
+      throw new ProtocolError(`more than ${MAX_SERVED_REQUESTS_PER_CONNECTION} requests in flight`);
+    }
+    if (this.active.has(req) || this.manifestRequests.has(req) || this.waiting.some((r) => r.req === req)) {
+      throw new ProtocolError(`request id ${req} is already in flight`);
+    }
+  }
+
   /** Requests the client is waiting for; a cancelled one no longer counts, even while it is read. */
   private inFlight(): number {
-    let count = this.waiting.length;
+    let count = this.waiting.length + this.manifestRequests.size;
     for (const request of this.active.values()) if (!request.cancelled) count++;
     return count;
   }
@@ -306,6 +528,49 @@ class ServedConnection {
     this.conn.send(encodePeerMessage({ type: 'reject', req: request.req, code, message }));
     this.server.record('rejected');
   }
+
+  /** Answers a GET_MANIFEST once the client takes what it was sent: a manifest may be 2 MiB. */
+  private async serveManifest(req: number, fileId: Buffer): Promise<void> {
+    await this.conn.drain();
+    if (this.conn.isClosed) return;
+    let frame: Buffer;
+    try {
+      const manifest = this.server.lookupManifest(fileId);
+      frame = manifest
+        ? encodePeerMessage({ type: 'manifest', req, manifest })
+        : encodePeerMessage({
+            type: 'reject',
+            req,
+            code: 'ERR_UNKNOWN_FILE',
+            message: 'this peer does not hold that file',
+          });
+    } catch (err) {
+      this.server.log.warn({ err: errorMessage(err) }, 'cannot give a requested manifest');
+      frame = encodePeerMessage({
+        type: 'reject',
+        req,
+        code: 'ERR_IO',
+        message: 'the manifest could not be read',
+      });
+    }
+    this.conn.send(frame);
+  }
+}
+
+/** An address worth passing on: a host a PEERS message can carry and a port that serves. */
+function isAdvertisable({ host, port }: Endpoint): boolean {
+  return host.length > 0 && Buffer.byteLength(host, 'utf8') <= MAX_HOST_BYTES && port > 0 && port <= 0xffff;
+}
+
+/** Up to `count` items of `items` chosen at random (all of them, in order, if there are few enough). */
+function sample<T>(items: T[], count: number): T[] {
+  if (items.length <= count) return items;
+  const pool = [...items];
+  for (let i = 0; i < count; i++) {
+    const j = i + Math.floor(Math.random() * (pool.length - i));
+    [pool[i], pool[j]] = [pool[j]!, pool[i]!];
+  }
+  return pool.slice(0, count);
 }
 
 /** At most `max` tasks at once; the rest wait in arrival order. */

@@ -1,24 +1,39 @@
 /**
- * One outgoing connection to another peer's chunk server. Requests are pipelined: many may be in
- * flight, answered in any order. A reply that does not match a request we made is a protocol error
- * and closes the connection, failing every request on it.
+ * One outgoing connection to another peer's chunk server. Requests (chunks, manifests) are
+ * pipelined: many may be in flight, answered in any order. A reply that does not match a request we
+ * made is a protocol error and closes the connection, failing every request on it.
+ *
+ * Right after the handshake the client introduces itself (INFO); the server answers with its own
+ * INFO, what it offers (OFFERS, then HAVE as it gets chunks) and peers it knows (PEERS). These are
+ * emitted as events; a caller that only wants chunks (a download) may ignore them.
  */
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import type { Endpoint } from '../address.js';
 import {
   CHUNK_REQUEST_TIMEOUT_MS,
   CONNECT_TIMEOUT_MS,
+  MAX_PEER_CONTROL_FRAME,
   MAX_PEER_FRAME,
   MAX_SERVED_REQUESTS_PER_CONNECTION,
+  PEER_ID_BYTES,
   PEER_IDLE_TIMEOUT_MS,
   PEER_PROTOCOL,
   PEER_VERSIONS,
 } from '../constants.js';
 import { RemoteError, SwarmError, errorCode, errorMessage, isErrorCode } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
+import { fileIdHex, validateManifest, type Manifest } from '../storage/manifest.js';
 import { ProtocolError } from '../wire/codec.js';
 import { FramedConnection, connectTcp } from '../wire/connection.js';
 import { clientHandshake } from '../wire/handshake.js';
-import { PIECE_HEADER_BYTES, decodePeerMessage, encodePeerMessage } from '../wire/peer-messages.js';
+import {
+  PIECE_HEADER_BYTES,
+  decodePeerMessage,
+  encodePeerMessage,
+  type Offer,
+  type PeerInfo,
+} from '../wire/peer-messages.js';
 import { PendingRequests } from '../wire/pending-requests.js';
 
 export interface PeerClientOptions {
@@ -33,26 +48,38 @@ export interface PeerClientOptions {
   maxChunkSize?: number;
   /** Close the connection idle this long. Default PEER_IDLE_TIMEOUT_MS. */
   idleTimeoutMs?: number;
+  /**
+   * Who we are, sent in INFO after the handshake. Default: a random peer id, no name, and port 0
+   * (we do not serve), which a server does not pass on as a peer.
+   */
+  self?: { peerId: Buffer; name: string; port?: number };
 }
 
 export interface PeerClientEvents {
   close: [reason: Error | undefined];
+  /** The server's INFO: who it is and where it serves (sent once, first). */
+  info: [info: PeerInfo];
+  /** Everything the server holds now, replacing what it offered before. */
+  offers: [offers: Offer[]];
+  /** The server verified chunk `index` of `fileId` (ignore it for a file not in its offers). */
+  have: [fileId: Buffer, index: number];
+  /** Other peers the server knows, where they serve (peer exchange). */
+  peers: [peers: Endpoint[]];
 }
 
-interface Outstanding {
-  fileId: Buffer;
-  index: number;
-}
+type Outstanding = { kind: 'chunk'; fileId: Buffer; index: number } | { kind: 'manifest'; fileId: Buffer };
 
 /** Request ids answered late are tolerated for this many recent cancellations or timeouts. */
 const MAX_REMEMBERED_CANCELS = 256;
 
 export class PeerClient extends EventEmitter<PeerClientEvents> {
-  private readonly pending: PendingRequests<Buffer>;
+  /** Chunk requests settle with a Buffer, manifest requests with a Manifest (see `outstanding`). */
+  private readonly pending: PendingRequests<Buffer | Manifest>;
   private readonly outstanding = new Map<number, Outstanding>();
   /** Requests we gave up on: their PIECE or REJECT may still arrive and is then dropped quietly. */
   private readonly abandoned = new Set<number>();
   private closeReason: Error | undefined;
+  private remoteInfo: PeerInfo | null = null;
 
   private constructor(
     private readonly conn: FramedConnection,
@@ -61,9 +88,10 @@ export class PeerClient extends EventEmitter<PeerClientEvents> {
     private readonly logger: Logger,
     maxInFlight: number,
     requestTimeoutMs: number,
+    private readonly maxChunkSize: number,
   ) {
     super();
-    this.pending = new PendingRequests<Buffer>(maxInFlight, requestTimeoutMs);
+    this.pending = new PendingRequests<Buffer | Manifest>(maxInFlight, requestTimeoutMs);
     conn.onFrame((body) => this.handleFrame(body));
     conn.once('close', (reason) => {
       this.closeReason = reason;
@@ -82,12 +110,14 @@ export class PeerClient extends EventEmitter<PeerClientEvents> {
     const logger = options.logger ?? silentLogger();
     const timeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
     const socket = await connectTcp(host, port, timeoutMs);
-    const maxFrame = options.maxChunkSize
-      ? Math.min(options.maxChunkSize + PIECE_HEADER_BYTES, MAX_PEER_FRAME)
-      : MAX_PEER_FRAME;
-    // The reply to a REQUEST is at most one chunk plus its header; REJECT and WELCOME are small.
+    const maxChunkSize = Math.min(
+      options.maxChunkSize ?? MAX_PEER_FRAME,
+      MAX_PEER_FRAME - PIECE_HEADER_BYTES,
+    );
+    // A PIECE is at most one chunk plus its header; MANIFEST and OFFERS at most MAX_PEER_CONTROL_FRAME
+    // (so a small expected chunk size still admits them); the rest is small.
     const conn = new FramedConnection(socket, {
-      maxFrame: Math.max(maxFrame, 4096),
+      maxFrame: Math.max(maxChunkSize + PIECE_HEADER_BYTES, MAX_PEER_CONTROL_FRAME),
       idleTimeoutMs: options.idleTimeoutMs ?? PEER_IDLE_TIMEOUT_MS,
     });
     try {
@@ -110,9 +140,26 @@ export class PeerClient extends EventEmitter<PeerClientEvents> {
       logger,
       maxInFlight,
       options.requestTimeoutMs ?? CHUNK_REQUEST_TIMEOUT_MS,
+      maxChunkSize,
     );
     if (conn.isClosed) client.pending.close(closedError(host, port, undefined));
+    // Our INFO is the first message after the handshake: the server answers it with its own INFO,
+    // OFFERS and PEERS, so nothing unsolicited can reach us before our frame handler is in place.
+    const self = options.self;
+    conn.send(
+      encodePeerMessage({
+        type: 'info',
+        peerId: self?.peerId ?? randomBytes(PEER_ID_BYTES),
+        name: self?.name ?? '',
+        port: self?.port ?? 0,
+      }),
+    );
     return client;
+  }
+
+  /** The server's INFO, once it has arrived (null before, or if it never sends one). */
+  get peerInfo(): PeerInfo | null {
+    return this.remoteInfo;
   }
 
   get isClosed(): boolean {
@@ -139,10 +186,41 @@ export class PeerClient extends EventEmitter<PeerClientEvents> {
       this.abandon(req);
     });
     if (id !== 0) {
-      this.outstanding.set(id, { fileId, index });
+      this.outstanding.set(id, { kind: 'chunk', fileId, index });
       this.conn.send(encodePeerMessage({ type: 'request', req: id, fileId, index }));
     }
-    return reply;
+    // Only a PIECE settles a chunk request (handleFrame checks the kind).
+    return reply as Promise<Buffer>;
+  }
+
+  /**
+   * Asks for the manifest of `fileId`. Resolves with it once it is checked against that id
+   * (validateManifest); a manifest that does not match is this peer's lie: ERR_BAD_MANIFEST.
+   * Otherwise fails as requestChunk does (REJECT ERR_UNKNOWN_FILE for a file it does not know).
+   */
+  async getManifest(fileId: Buffer): Promise<Manifest> {
+    const subject = `manifest of ${fileIdHex(fileId).slice(0, 12)}`;
+    const { id, reply } = this.pending.open(`${subject} from ${this.host}:${this.port}`, (req) =>
+      this.abandon(req),
+    );
+    if (id !== 0) {
+      this.outstanding.set(id, { kind: 'manifest', fileId });
+      this.conn.send(encodePeerMessage({ type: 'get_manifest', req: id, fileId }));
+    }
+    // Only a MANIFEST settles a manifest request (handleFrame checks the kind).
+    const manifest = (await reply) as Manifest;
+    const lie = (why: string, cause?: unknown): SwarmError =>
+      new SwarmError('ERR_BAD_MANIFEST', `${this.host}:${this.port} sent a false ${subject}: ${why}`, {
+        cause,
+      });
+    if (!manifest.id.equals(fileId))
+      throw lie(`it is the manifest of ${fileIdHex(manifest.id).slice(0, 12)}`);
+    try {
+      validateManifest(manifest);
+    } catch (err) {
+      throw lie(errorMessage(err), err);
+    }
+    return manifest;
   }
 
   /**
@@ -152,7 +230,7 @@ export class PeerClient extends EventEmitter<PeerClientEvents> {
   cancel(fileId: Buffer, index: number): number {
     let cancelled = 0;
     for (const [req, request] of this.outstanding) {
-      if (request.index !== index || !request.fileId.equals(fileId)) continue;
+      if (request.kind !== 'chunk' || request.index !== index || !request.fileId.equals(fileId)) continue;
       this.abandon(req);
       this.pending.reject(req, new SwarmError('ERR_CANCELLED', `request for chunk ${index} cancelled`));
       cancelled++;
@@ -160,9 +238,12 @@ export class PeerClient extends EventEmitter<PeerClientEvents> {
     return cancelled;
   }
 
-  /** Closes the connection; outstanding requests fail with ERR_CLOSED. Idempotent. */
-  close(): void {
-    this.conn.destroy();
+  /**
+   * Closes the connection; outstanding requests fail with ERR_CLOSED, or ERR_PROTOCOL when `reason`
+   * is a ProtocolError (the caller found the peer's input bad). Idempotent.
+   */
+  close(reason?: Error): void {
+    this.conn.destroy(reason);
   }
 
   /** Why the connection closed (undefined while open or after a clean close). */
@@ -182,25 +263,65 @@ export class PeerClient extends EventEmitter<PeerClientEvents> {
 
   private handleFrame(body: Buffer): void {
     const msg = decodePeerMessage(body);
-    if (msg.type !== 'piece' && msg.type !== 'reject') {
-      throw new ProtocolError(`a chunk server may not send ${msg.type.toUpperCase()}`);
+    switch (msg.type) {
+      case 'info':
+        if (this.remoteInfo) throw new ProtocolError('INFO sent twice');
+        this.remoteInfo = { peerId: msg.peerId, name: msg.name, port: msg.port };
+        this.emit('info', this.remoteInfo);
+        return;
+      case 'offers':
+        this.emit('offers', msg.offers);
+        return;
+      case 'have':
+        this.emit('have', msg.fileId, msg.index);
+        return;
+      case 'peers':
+        this.emit('peers', msg.peers);
+        return;
+      case 'piece':
+      case 'reject':
+      case 'manifest':
+        this.settle(msg);
+        return;
+      default:
+        throw new ProtocolError(`a chunk server may not send ${msg.type.toUpperCase()}`);
     }
+  }
+
+  /** Matches a reply to the request it answers. */
+  private settle(
+    msg:
+      | { type: 'piece'; req: number; index: number; data: Buffer }
+      | { type: 'reject'; req: number; code: string; message: string }
+      | { type: 'manifest'; req: number; manifest: Manifest },
+  ): void {
     const request = this.outstanding.get(msg.req);
     if (!request) {
       if (this.abandoned.delete(msg.req)) return; // the answer to a request we gave up on
       throw new ProtocolError(`${msg.type.toUpperCase()} for request ${msg.req}, which is not in flight`);
     }
     this.outstanding.delete(msg.req);
-    if (msg.type === 'piece') {
+    if (msg.type === 'reject') {
+      const code = isErrorCode(msg.code) ? msg.code : 'ERR_PROTOCOL';
+      this.pending.reject(msg.req, new RemoteError(code, msg.message));
+    } else if (msg.type === 'piece') {
+      if (request.kind !== 'chunk')
+        throw new ProtocolError(`PIECE for request ${msg.req}, a manifest request`);
       if (msg.index !== request.index) {
         throw new ProtocolError(
           `PIECE for request ${msg.req} carries chunk ${msg.index}, not ${request.index}`,
         );
       }
+      if (msg.data.length > this.maxChunkSize) {
+        throw new ProtocolError(
+          `PIECE of ${msg.data.length} bytes exceeds the chunk size ${this.maxChunkSize}`,
+        );
+      }
       this.pending.resolve(msg.req, msg.data);
     } else {
-      const code = isErrorCode(msg.code) ? msg.code : 'ERR_PROTOCOL';
-      this.pending.reject(msg.req, new RemoteError(code, msg.message));
+      if (request.kind !== 'manifest')
+        throw new ProtocolError(`MANIFEST for request ${msg.req}, a chunk request`);
+      this.pending.resolve(msg.req, msg.manifest);
     }
   }
 }

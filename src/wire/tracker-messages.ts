@@ -42,6 +42,7 @@ import type { Manifest } from '../storage/manifest.js';
 import { chunkCountOf } from '../storage/manifest.js';
 import { Bitfield } from '../storage/bitfield.js';
 import { ProtocolError, Reader, Writer } from './codec.js';
+import { readManifest, writeManifest } from './manifest-codec.js';
 
 export const TrackerType = {
   REGISTER: 0x10,
@@ -105,22 +106,6 @@ export type TrackerReply =
   | { type: 'location'; req: number; manifest: Manifest; holders: Holder[] };
 
 export type TrackerMessage = TrackerRequest | TrackerReply;
-
-const MAX_HASH_BYTES = MAX_CHUNKS * HASH_BYTES;
-
-function writeManifest(w: Writer, m: Manifest): void {
-  w.fixed(m.id, HASH_BYTES).str(m.name, MAX_FILE_NAME_BYTES).u64(m.size).u32(m.chunkSize);
-  w.blob(m.hashes, MAX_HASH_BYTES);
-}
-
-function readManifest(r: Reader): Manifest {
-  const id = r.copy(HASH_BYTES, 'file id');
-  const name = r.str(MAX_FILE_NAME_BYTES, 'file name');
-  const size = r.u64('size');
-  const chunkSize = r.u32('chunk size');
-  const hashes = Buffer.from(r.blob(MAX_HASH_BYTES, 'chunk hashes'));
-  return { id, name, size, chunkSize, hashes };
-}
 
 export function encodeTrackerMessage(msg: TrackerMessage): Buffer {
   const w = new Writer();

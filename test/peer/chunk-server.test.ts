@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { test, type TestContext } from 'node:test';
 import {
+  MAX_PEER_CONTROL_FRAME,
   MAX_SERVED_REQUESTS_PER_CONNECTION,
   MIN_CHUNK_SIZE,
   PEER_PROTOCOL,
@@ -14,6 +15,7 @@ import { PeerClient } from '../../src/peer/peer-client.js';
 import { chunkCount } from '../../src/storage/manifest.js';
 import { readFileChunk } from '../../src/storage/shared-folder.js';
 import { FramedConnection, connectTcp } from '../../src/wire/connection.js';
+import { frameHeader } from '../../src/wire/framing.js';
 import { clientHandshake, serverHandshake } from '../../src/wire/handshake.js';
 import { decodePeerMessage, encodePeerMessage, encodePieceHeader } from '../../src/wire/peer-messages.js';
 import { deferred, makeFile, type TestFile } from '../helpers/peer-fixtures.js';
@@ -364,13 +366,21 @@ test('a late PIECE for a request that timed out is ignored', limits, async (t) =
   assert.ok(!peer.isClosed);
 });
 
+test('a PIECE larger than the expected chunk size closes the connection', limits, async (t) => {
+  const port = await fakeServer(t, (conn, req, index) =>
+    conn.send(encodePieceHeader(req, index), Buffer.alloc(MIN_CHUNK_SIZE * 2)),
+  );
+  const peer = await client(t, port, { maxChunkSize: MIN_CHUNK_SIZE });
+  await assert.rejects(peer.requestChunk(randomBytes(32), 0), { code: 'ERR_PROTOCOL' });
+  assert.ok(peer.isClosed);
+});
+
 test(
-  'a PIECE larger than the expected chunk size closes the connection before it is buffered',
+  'a PIECE larger than both the chunk size and a control frame is refused before it is buffered',
   limits,
   async (t) => {
-    const port = await fakeServer(t, (conn, req, index) =>
-      conn.send(encodePieceHeader(req, index), Buffer.alloc(MIN_CHUNK_SIZE * 2)),
-    );
+    // Only the frame header is sent: the client refuses on the announced length alone.
+    const port = await fakeServer(t, (conn) => conn.socket.write(frameHeader(MAX_PEER_CONTROL_FRAME + 1)));
     const peer = await client(t, port, { maxChunkSize: MIN_CHUNK_SIZE });
     await assert.rejects(peer.requestChunk(randomBytes(32), 0), { code: 'ERR_PROTOCOL' });
     assert.ok(peer.isClosed);

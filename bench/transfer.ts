@@ -120,6 +120,8 @@ export async function measureTransfers(options: TransferOptions): Promise<Transf
       const seeder = group.swarmshare(`seed${n}`, [
         'peer',
         ...['--dir', seedDirs[n - 1]!, '--tracker', address, '--host', '127.0.0.1', '--name', `seed${n}`],
+        // Loopback only: no multicast offers out of this machine's real interfaces.
+        '--no-lan',
       ]);
       seeders.push(seeder);
       // Hashing the folder at start takes a while for a big payload: allow ~5 MB/s and a minute.

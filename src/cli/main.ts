@@ -4,9 +4,11 @@
  */
 import fs from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { parseEndpoint, parsePort, type Endpoint } from '../address.js';
+import { parsePort } from '../address.js';
 import { DEFAULT_HOST, DEFAULT_TRACKER_PORT } from '../constants.js';
 import { errorMessage } from '../errors.js';
+import { parseRate } from '../peer/rate-limiter.js';
+import { addDiscoveryFlags } from './discovery-flags.js';
 import { runDemoCommand } from './commands/demo.js';
 import { runGetCommand } from './commands/get.js';
 import { runListCommand } from './commands/list.js';
@@ -21,8 +23,6 @@ const packageJson = JSON.parse(
   version: string;
 };
 
-const DEFAULT_TRACKER = `127.0.0.1:${DEFAULT_TRACKER_PORT}`;
-
 function portOption(value: string): number {
   try {
     return parsePort(value);
@@ -31,9 +31,9 @@ function portOption(value: string): number {
   }
 }
 
-function endpointOption(value: string): Endpoint {
+function rateOption(value: string): number {
   try {
-    return parseEndpoint(value, DEFAULT_TRACKER_PORT);
+    return parseRate(value);
   } catch (err) {
     throw new InvalidArgumentError(errorMessage(err));
   }
@@ -65,30 +65,35 @@ export function buildProgram(): Command {
     )
     .action(runTrackerCommand);
 
-  program
+  const peer = program
     .command('peer')
     .description('run a peer that shares the files in DIR, with an interactive shell on stdin')
-    .requiredOption('--dir <dir>', 'folder to share; downloads land here too')
-    .option('--tracker <host:port>', 'tracker address', endpointOption, parseEndpoint(DEFAULT_TRACKER))
+    .requiredOption('--dir <dir>', 'folder to share; downloads land here too');
+  addDiscoveryFlags(peer, { hostsAndLan: true })
     .option('--host <host>', 'address to serve chunks on', DEFAULT_HOST)
     .option('--port <port>', 'port to serve chunks on (0: any free port)', portOption, 0)
     .option('--name <name>', 'a name shown to other peers')
+    .option(
+      '--upload-limit <rate>',
+      'bytes per second uploaded at most (K, M, G: powers of 1024)',
+      rateOption,
+    )
     .option('--log <file>', 'structured log file (default: DIR/.swarmshare/peer.log)')
     .action(runPeerCommand);
 
-  program
+  const list = program
     .command('list')
-    .description('list the files in a tracker catalog')
-    .argument('[text]', 'only files whose name contains this text')
-    .option('--tracker <host:port>', 'tracker address', endpointOption, parseEndpoint(DEFAULT_TRACKER))
+    .description('list the files that the trackers and known peers offer')
+    .argument('[text]', 'only files whose name contains this text');
+  addDiscoveryFlags(list, { hostsAndLan: false })
     .option('--json', 'print one JSON document instead of a table')
     .action(runListCommand);
 
-  program
+  const get = program
     .command('get')
     .description('download a file by name or id, as a temporary peer (a source for others while it runs)')
-    .argument('<name-or-id>', 'file name, id, or id prefix (6+ hex digits)')
-    .option('--tracker <host:port>', 'tracker address', endpointOption, parseEndpoint(DEFAULT_TRACKER))
+    .argument('<name-or-id>', 'file name, id, or id prefix (6+ hex digits)');
+  addDiscoveryFlags(get, { hostsAndLan: false })
     .option('--out <dir>', 'folder to save into', '.')
     .option('--host <host>', 'address to serve chunks on while downloading', DEFAULT_HOST)
     .option('--json', 'print a JSON summary as the last line of stdout')

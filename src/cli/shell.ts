@@ -176,13 +176,14 @@ export class PeerShell {
   }
 
   private async list(query: string): Promise<void> {
-    const { total, files } = await this.node.list(query);
+    const { files, failures } = await this.node.list(query);
+    for (const { label, error } of failures)
+      this.say(`(${label} did not answer: ${printable(errorMessage(error))})`);
     if (files.length === 0) {
       this.say(query ? `no file matches "${printable(query)}"` : 'the catalog is empty');
       return;
     }
     this.say(catalogTable(files));
-    if (total > files.length) this.say(`(${files.length} of ${total} shown; narrow with "search")`);
   }
 
   private async get(arg: string): Promise<void> {
@@ -207,7 +208,11 @@ export class PeerShell {
 
   private async status(): Promise<void> {
     const node = this.node;
-    this.say(`peer ${node.describe()}; tracker ${node.trackerConnected ? 'connected' : 'not connected'}`);
+    this.say(`peer ${printable(node.describe())}`);
+    for (const { label, connected } of node.trackerStates()) {
+      this.say(`${label}: ${connected ? 'connected' : 'not connected (retrying)'}`);
+    }
+    this.say(`${plural(node.meshPeers().length, 'peer')} connected directly`);
     const shared = node.sharedFiles();
     this.say(`sharing ${plural(shared.length, 'file')}, uploaded ${formatBytes(node.uploadedBytes)}`);
     if (shared.length > 0) {

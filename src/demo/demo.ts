@@ -67,7 +67,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       const node = await PeerNode.start({
         dir,
         name,
-        tracker: trackerAddress,
+        trackers: [trackerAddress],
         host: '127.0.0.1',
         relocateIntervalMs: 300,
         noSourceTimeoutMs: 20_000,

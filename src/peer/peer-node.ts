@@ -1,33 +1,53 @@
 /**
- * A running peer: the shared folder, the chunk server, the link to the tracker and the downloads,
- * tied together. The CLI's `peer` command, the shell, the one-shot `get` and the demo all drive
- * this one class; it holds no user-interface logic.
+ * A running peer: the shared folder, the chunk server, the discovery sources (trackers, and the
+ * mesh of peers reached directly) and the downloads, tied together. The CLI's `peer` command, the
+ * shell, the one-shot `get` and the demo all drive this one class; it holds no user-interface logic.
  */
 import { EventEmitter } from 'node:events';
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { formatEndpoint, type Endpoint } from '../address.js';
 import {
-  MAX_LIST_RESULTS,
   MAX_SHARED_FILES,
-  RELOCATE_INTERVAL_MS,
   NO_SOURCE_TIMEOUT_MS,
+  RELOCATE_INTERVAL_MS,
+  TRACKER_READY_TIMEOUT_MS,
 } from '../constants.js';
+import { Discovery, type CatalogView } from '../discovery/discovery.js';
+import { watchHostsFile } from '../discovery/hosts-file.js';
+import { LanDiscovery, type LanDiscoveryOptions } from '../discovery/lan.js';
+import { MeshSource } from '../discovery/mesh-source.js';
+import { PeerMesh, type MeshPeer } from '../discovery/mesh.js';
+import { TrackerSource } from '../discovery/tracker-source.js';
 import { SwarmError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
+import { Bitfield } from '../storage/bitfield.js';
 import { loadOrCreateIdentity } from '../storage/identity.js';
-import { fileIdHex, isFileIdHex, type Manifest } from '../storage/manifest.js';
+import { chunkCount, fileIdHex, type Manifest } from '../storage/manifest.js';
 import { SharedFolder, type SharedFile } from '../storage/shared-folder.js';
 import { TrackerLink } from '../tracker/link.js';
+import type { Offer } from '../wire/peer-messages.js';
 import type { AnnounceResult, FileSummary } from '../wire/tracker-messages.js';
 import { ChunkServer } from './chunk-server.js';
-import { Download, type DownloadResult, type SourceInfo } from './download.js';
+import { Download, type DownloadResult } from './download.js';
+import { RateLimiter } from './rate-limiter.js';
+import { matchesNameOrId, resolveInCatalog } from './resolve.js';
+
+export { resolveInCatalog } from './resolve.js';
 
 export interface PeerNodeOptions {
   /** The folder whose files are shared and where downloads land. */
   dir: string;
-  /** Tracker to register with; without one the peer only serves connections made to it. */
-  tracker?: Endpoint;
+  /** Trackers to register with (all of them: one going down loses nothing). */
+  trackers?: Endpoint[];
+  /** Known hosts to keep connected to, without a tracker. */
+  peers?: Endpoint[];
+  /** A file of known hosts (`host:port` per line), re-read when it changes. */
+  hostsFile?: string;
+  /** Announce ourselves and hear others on the LAN (multicast offers); options for tests. */
+  lan?: boolean | Partial<Pick<LanDiscoveryOptions, 'group' | 'port' | 'interfaceAddress' | 'intervalMs'>>;
+  /** Bytes per second this peer uploads at most, over all connections. */
+  uploadLimit?: number;
   /** Address and port the chunk server listens on (port 0: any free port). */
   host?: string;
   port?: number;
@@ -41,6 +61,7 @@ export interface PeerNodeOptions {
   /** Tuning for tests and the demo. */
   relocateIntervalMs?: number;
   noSourceTimeoutMs?: number;
+  reconnectMinMs?: number;
 }
 
 export interface ActiveDownload {
@@ -53,32 +74,40 @@ export interface PeerNodeEvents {
   'download-started': [ActiveDownload];
   'download-finished': [ActiveDownload, DownloadResult];
   'download-failed': [ActiveDownload, Error];
-  'tracker-up': [];
-  'tracker-down': [Error | undefined];
+  'tracker-up': [label: string];
+  'tracker-down': [label: string, reason: Error | undefined];
+  'peer-up': [MeshPeer];
+  'peer-down': [MeshPeer];
 }
 
 export interface SwarmPeer {
   peerId: string;
   name: string;
   address: string;
+  /** The file it holds chunks of, or '' for a connected peer that shares nothing we have. */
   file: string;
   chunks: number;
   totalChunks: number;
 }
 
-/** `peers` asks the tracker about at most this many of our files. */
+/** `peers` asks about at most this many of our files. */
 const MAX_SWARMS_SHOWN = 50;
-
-/** A file in the catalog, resolved from a name or id typed by a person. */
-export type CatalogEntry = FileSummary;
+/** At most this many connected peers are named in PEERS messages (peer exchange). */
+const MAX_PEX_SHARED = 50;
 
 export class PeerNode extends EventEmitter<PeerNodeEvents> {
   readonly folder: SharedFolder;
   readonly peerId: Buffer;
   readonly name: string;
   readonly logger: Logger;
+  readonly discovery: Discovery;
   private readonly server: ChunkServer;
-  private link: TrackerLink | null = null;
+  private readonly uploadLimiter: RateLimiter | null;
+  /** Created once the chunk server listens: the mesh tells peers the port we serve on. */
+  private mesh!: PeerMesh;
+  private readonly trackerSources: TrackerSource[] = [];
+  private lan: LanDiscovery | null = null;
+  private hostsWatcher: { close(): void } | null = null;
   private readonly shared = new Map<string, SharedFile>();
   private readonly downloads = new Map<string, ActiveDownload>();
   private listening: Endpoint = { host: '', port: 0 };
@@ -94,13 +123,26 @@ export class PeerNode extends EventEmitter<PeerNodeEvents> {
     this.peerId = peerId;
     this.name = options.name ?? `${os.hostname()}-${peerId.toString('hex').slice(0, 6)}`;
     this.logger = options.logger ?? silentLogger();
+    this.discovery = new Discovery(peerId, this.logger);
+    this.uploadLimiter = options.uploadLimit ? new RateLimiter(options.uploadLimit) : null;
     this.server = new ChunkServer({
+      ...(this.uploadLimiter ? { uploadLimiter: this.uploadLimiter } : {}),
       provider: (fileId, index) => this.readChunk(fileId, index),
       logger: this.logger,
+      self: { peerId, name: this.name },
+      offers: () => this.offers(),
+      knownPeers: () =>
+        this.mesh
+          .peers()
+          .slice(0, MAX_PEX_SHARED)
+          .map((p) => ({ host: p.host, port: p.port })),
+      manifest: (fileId) => this.manifestOf(fileId),
+      // A peer that connects to us and serves too becomes a known host: we connect back to it.
+      onPeerInfo: (info) => this.mesh.addHost({ host: info.host, port: info.port }, 'inbound'),
     });
   }
 
-  /** Opens the folder, starts serving, connects to the tracker and (optionally) shares the folder. */
+  /** Opens the folder, starts serving and discovering, and (optionally) shares the folder. */
   static async start(options: PeerNodeOptions): Promise<PeerNode> {
     const folder = await SharedFolder.open(options.dir, { logger: options.logger });
     const peerId = options.ephemeralIdentity
@@ -118,26 +160,74 @@ export class PeerNode extends EventEmitter<PeerNodeEvents> {
 
   private async startServices(): Promise<void> {
     this.listening = await this.server.listen(this.options.port ?? 0, this.options.host ?? '0.0.0.0');
+    this.mesh = new PeerMesh({
+      self: { peerId: this.peerId, name: this.name, port: this.listening.port },
+      logger: this.logger,
+      ...(this.options.reconnectMinMs ? { reconnectMinMs: this.options.reconnectMinMs } : {}),
+    });
+    this.discovery.add(new MeshSource(this.mesh, this.server));
     if (this.options.shareOnStart !== false) {
       for (const file of await this.folder.scan()) this.addShared(file);
     }
-    const tracker = this.options.tracker;
-    if (tracker) {
-      // Created only now: the link registers the chunk server's port, known once it listens.
-      const link = new TrackerLink({
-        host: tracker.host,
-        port: tracker.port,
-        identity: { peerId: this.peerId, name: this.name, port: this.listening.port },
-        logger: this.logger,
-        holdings: () => this.holdings(),
-      });
-      link.on('up', () => this.emit('tracker-up'));
-      link.on('down', (reason) => {
-        if (!this.closed) this.emit('tracker-down', reason);
-      });
-      this.link = link;
-      link.start();
-    }
+    for (const tracker of this.options.trackers ?? []) this.addTracker(tracker);
+
+    this.mesh.on('peer-up', (peer) => this.emit('peer-up', peer));
+    this.mesh.on('peer-down', (peer) => {
+      if (!this.closed) this.emit('peer-down', peer);
+    });
+    for (const peer of this.options.peers ?? []) this.mesh.addHost(peer, 'static');
+    if (this.options.hostsFile) this.watchHosts(this.options.hostsFile);
+    if (this.options.lan) await this.startLan(this.options.lan === true ? {} : this.options.lan);
+  }
+
+  private addTracker(endpoint: Endpoint): void {
+    // Created only now: the link registers the chunk server's port, known once it listens.
+    const link = new TrackerLink({
+      host: endpoint.host,
+      port: endpoint.port,
+      identity: { peerId: this.peerId, name: this.name, port: this.listening.port },
+      logger: this.logger,
+      holdings: () => this.holdings(),
+    });
+    const source = new TrackerSource(link, endpoint, TRACKER_READY_TIMEOUT_MS);
+    link.on('up', () => this.emit('tracker-up', source.label));
+    link.on('down', (reason) => {
+      if (!this.closed) this.emit('tracker-down', source.label, reason);
+    });
+    this.trackerSources.push(source);
+    this.discovery.add(source);
+    link.start();
+  }
+
+  private watchHosts(file: string): void {
+    let current = new Map<string, Endpoint>();
+    const apply = (hosts: Endpoint[]): void => {
+      const next = new Map(hosts.map((h) => [formatEndpoint(h), h]));
+      for (const [key, host] of next) if (!current.has(key)) this.mesh.addHost(host, 'file');
+      for (const [key, host] of current) if (!next.has(key)) this.mesh.removeHost(host, 'file');
+      current = next;
+    };
+    const watcher = watchHostsFile(file, apply, { logger: this.logger });
+    apply(watcher.current());
+    this.hostsWatcher = watcher;
+  }
+
+  private async startLan(overrides: Exclude<PeerNodeOptions['lan'], boolean | undefined>): Promise<void> {
+    const lan = new LanDiscovery({
+      self: { peerId: this.peerId, name: this.name, port: this.listening.port },
+      offers: () =>
+        this.sharedFiles().map(({ manifest }) => ({
+          fileId: manifest.id,
+          name: manifest.name,
+          size: manifest.size,
+        })),
+      logger: this.logger,
+      ...overrides,
+    });
+    lan.on('offer', (offer) => this.mesh.addHost({ host: offer.host, port: offer.port }, 'lan'));
+    lan.on('expired', (offer) => this.mesh.removeHost({ host: offer.host, port: offer.port }, 'lan'));
+    await lan.start();
+    this.lan = lan;
   }
 
   get peerIdHex(): string {
@@ -150,12 +240,38 @@ export class PeerNode extends EventEmitter<PeerNodeEvents> {
   }
 
   get trackerConnected(): boolean {
-    return this.link?.client != null;
+    return this.trackerSources.some((s) => s.available);
   }
 
-  /** Waits until the tracker session is registered (and holdings announced). */
-  async trackerReady(timeoutMs = 10_000): Promise<void> {
-    await this.requireLink().ready(timeoutMs);
+  /** One line per tracker: its address and whether we are registered with it. */
+  trackerStates(): { label: string; connected: boolean }[] {
+    return this.trackerSources.map((s) => ({ label: s.label, connected: s.available }));
+  }
+
+  /** Peers connected directly (known hosts, peer exchange, LAN). */
+  meshPeers(): MeshPeer[] {
+    return this.mesh.peers();
+  }
+
+  /**
+   * Waits until discovery has had its first say: every tracker registered (or failed for the
+   * timeout) and every known host tried once. Resolves with the trackers that did not answer.
+   */
+  async discoverySettled(timeoutMs = TRACKER_READY_TIMEOUT_MS): Promise<string[]> {
+    const results = await Promise.allSettled([
+      ...this.trackerSources.map((s) => s.link.ready(timeoutMs)),
+      this.mesh.settled(timeoutMs),
+    ]);
+    return results
+      .slice(0, this.trackerSources.length)
+      .flatMap((r, i) => (r.status === 'rejected' ? [this.trackerSources[i]!.label] : []));
+  }
+
+  /** Waits until every tracker session is registered (and holdings announced). */
+  async trackerReady(timeoutMs = TRACKER_READY_TIMEOUT_MS): Promise<void> {
+    if (this.trackerSources.length === 0)
+      throw new SwarmError('ERR_INVALID_ARGUMENT', 'this peer has no tracker');
+    await Promise.all(this.trackerSources.map((s) => s.link.ready(timeoutMs)));
   }
 
   sharedFiles(): SharedFile[] {
@@ -172,11 +288,11 @@ export class PeerNode extends EventEmitter<PeerNodeEvents> {
 
   // ---- Sharing -----------------------------------------------------------------------------------
 
-  /** Shares a file or folder inside the peer's folder and announces it. */
+  /** Shares a file or folder inside the peer's folder and announces it everywhere. */
   async share(path: string): Promise<{ file: SharedFile; result: AnnounceResult | null }[]> {
     const files = await this.folder.share(path);
     for (const file of files) this.addShared(file);
-    const results = this.link ? await this.link.announce(files.map((f) => f.manifest)) : null;
+    const results = await this.announce(files.map((f) => f.manifest));
     return files.map((file) => ({
       file,
       result: results?.find((r) => r.fileId.equals(file.manifest.id)) ?? null,
@@ -196,8 +312,15 @@ export class PeerNode extends EventEmitter<PeerNodeEvents> {
     }
     const file = matches[0]!;
     this.shared.delete(fileIdHex(file.manifest.id));
-    await this.link?.unshare(file.manifest.id);
+    await this.discovery.unshare(file.manifest.id);
+    this.lan?.announceNow();
     return file;
+  }
+
+  private async announce(manifests: Manifest[]): Promise<AnnounceResult[] | null> {
+    const results = await this.discovery.announce(manifests);
+    this.lan?.announceNow();
+    return results;
   }
 
   private addShared(file: SharedFile): void {
@@ -208,7 +331,7 @@ export class PeerNode extends EventEmitter<PeerNodeEvents> {
     this.shared.set(key, file);
   }
 
-  /** What the tracker must know after every (re)connection: whole files and partial downloads. */
+  /** What a tracker must know after every (re)connection: whole files and partial downloads. */
   private holdings(): { complete: Manifest[]; partial: { fileId: Buffer; indices: number[] }[] } {
     return {
       complete: this.sharedFiles().map((f) => f.manifest),
@@ -217,6 +340,20 @@ export class PeerNode extends EventEmitter<PeerNodeEvents> {
         indices: [...download.have.indices()],
       })),
     };
+  }
+
+  /** What we hold, as offered to directly connected peers: whole files and partial downloads. */
+  private offers(): Offer[] {
+    const whole = this.sharedFiles().map(({ manifest }) =>
+      offerOf(manifest, Bitfield.full(chunkCount(manifest))),
+    );
+    const partial = this.activeDownloads().map(({ manifest, download }) => offerOf(manifest, download.have));
+    return [...whole, ...partial];
+  }
+
+  private manifestOf(fileId: Buffer): Manifest | null {
+    const key = fileIdHex(fileId);
+    return this.shared.get(key)?.manifest ?? this.downloads.get(key)?.manifest ?? null;
   }
 
   private async readChunk(fileId: Buffer, index: number): Promise<Buffer | null> {
@@ -230,43 +367,51 @@ export class PeerNode extends EventEmitter<PeerNodeEvents> {
 
   // ---- Catalog -----------------------------------------------------------------------------------
 
-  async list(query = ''): Promise<{ total: number; files: FileSummary[] }> {
-    const client = await this.requireLink().ready();
-    return client.list(query, MAX_LIST_RESULTS);
+  /** The files every source knows of (trackers and connected peers), merged. */
+  list(query = ''): Promise<CatalogView> {
+    return this.discovery.catalog(query);
   }
 
   /**
    * Resolves what a person typed (a full id, an id prefix of 6+ hex digits, or an exact name) to one
    * catalog entry. Several files with that name: ERR_AMBIGUOUS_NAME listing them.
    */
-  async resolve(nameOrId: string): Promise<CatalogEntry> {
-    const client = await this.requireLink().ready();
-    return resolveInCatalog(await client.list('', MAX_LIST_RESULTS), nameOrId, (q) =>
-      client.list(q, MAX_LIST_RESULTS),
-    );
+  async resolve(nameOrId: string): Promise<FileSummary> {
+    return resolveInCatalog(await this.list(''), nameOrId, (q) => this.list(q));
   }
 
-  /** The other peers in the swarms of the files we share or download, as the tracker sees them. */
+  /** The other peers in the swarms of the files we share or download, and the peers we reach directly. */
   async swarmPeers(): Promise<SwarmPeer[]> {
-    const client = await this.requireLink().ready();
     const files = [
       ...this.sharedFiles().map((f) => f.manifest),
       ...this.activeDownloads().map((d) => d.manifest),
     ];
     const rows: SwarmPeer[] = [];
+    const seen = new Set<string>();
     for (const manifest of files.slice(0, MAX_SWARMS_SHOWN)) {
-      const { holders } = await client.locate(manifest.id).catch(() => ({ holders: [] }));
-      for (const h of holders) {
-        if (h.peerId.equals(this.peerId)) continue;
+      const sources = await this.discovery.sources(manifest.id).catch(() => []);
+      for (const s of sources) {
+        seen.add(s.peerId);
         rows.push({
-          peerId: h.peerId.toString('hex'),
-          name: h.name,
-          address: formatEndpoint(h),
+          peerId: s.peerId,
+          name: s.name,
+          address: formatEndpoint(s),
           file: manifest.name,
-          chunks: h.chunks.setCount,
-          totalChunks: h.chunks.size,
+          chunks: s.chunks.setCount,
+          totalChunks: s.chunks.size,
         });
       }
+    }
+    for (const peer of this.mesh.peers()) {
+      if (seen.has(peer.peerId)) continue;
+      rows.push({
+        peerId: peer.peerId,
+        name: peer.name,
+        address: formatEndpoint(peer),
+        file: '',
+        chunks: 0,
+        totalChunks: 0,
+      });
     }
     return rows;
   }
@@ -283,9 +428,7 @@ export class PeerNode extends EventEmitter<PeerNodeEvents> {
     const key = fileIdHex(fileId);
     if (this.downloads.has(key))
       throw new SwarmError('ERR_INVALID_ARGUMENT', `already downloading ${key.slice(0, 12)}`);
-    const link = this.requireLink();
-    const client = await link.ready();
-    const { manifest } = await client.locate(fileId);
+    const manifest = await this.discovery.manifest(fileId);
     const download = new Download({
       manifest,
       dir: this.folder.dir,
@@ -293,21 +436,22 @@ export class PeerNode extends EventEmitter<PeerNodeEvents> {
       logger: this.logger,
       relocateIntervalMs: this.options.relocateIntervalMs ?? RELOCATE_INTERVAL_MS,
       noSourceTimeoutMs: this.options.noSourceTimeoutMs ?? NO_SOURCE_TIMEOUT_MS,
-      findSources: () => this.findSources(fileId),
-      onChunk: (index) => {
-        void link.have(fileId, [index]);
-      },
+      findSources: () => this.discovery.sources(fileId),
+      onChunk: (index) => this.discovery.have(fileId, index),
     });
     const active: ActiveDownload = { manifest, download, startedAt: Date.now() };
     this.downloads.set(key, active);
+    // Peers connected to us learn at once that we hold (part of) this file.
+    this.server.broadcastOffers();
     this.emit('download-started', active);
     try {
       const result = await download.start();
       // The finished file is shared under the name it landed with. Every chunk was verified on
       // arrival, so the manifest is known: no need to hash the file again.
       const file: SharedFile = { manifest: { ...manifest, name: result.name }, path: result.path };
+      this.downloads.delete(key);
       this.addShared(file);
-      await link.announce([file.manifest]);
+      await this.announce([file.manifest]);
       this.emit('download-finished', active, result);
       return result;
     } catch (err) {
@@ -318,79 +462,33 @@ export class PeerNode extends EventEmitter<PeerNodeEvents> {
     }
   }
 
-  private async findSources(fileId: Buffer): Promise<SourceInfo[]> {
-    const client = this.link?.client;
-    if (!client) return [];
-    const { holders } = await client.locate(fileId);
-    return holders
-      .filter((h) => !h.peerId.equals(this.peerId))
-      .map((h) => ({
-        peerId: h.peerId.toString('hex'),
-        name: h.name,
-        host: h.host,
-        port: h.port,
-        chunks: h.chunks,
-      }));
-  }
-
   cancelDownloads(): void {
     for (const { download } of this.downloads.values()) download.cancel();
-  }
-
-  private requireLink(): TrackerLink {
-    if (!this.link) throw new SwarmError('ERR_INVALID_ARGUMENT', 'this peer has no tracker');
-    return this.link;
   }
 
   describe(): string {
     return `${this.name} (${this.peerIdHex.slice(0, 12)}) serving on ${formatEndpoint(this.listening)}`;
   }
 
-  /** Leaves the tracker, stops serving and cancels downloads. Idempotent. */
+  /** Leaves the trackers, stops serving and discovering, cancels downloads. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.cancelDownloads();
-    await this.link?.stop();
+    this.hostsWatcher?.close();
+    await this.lan?.close();
+    await this.discovery.close();
+    this.uploadLimiter?.close();
     await this.server.close();
   }
 }
 
-function matchesNameOrId(manifest: Manifest, nameOrId: string): boolean {
-  const hex = fileIdHex(manifest.id);
-  if (/^[0-9a-f]{6,64}$/i.test(nameOrId) && hex.startsWith(nameOrId.toLowerCase())) return true;
-  return manifest.name === nameOrId;
-}
-
-/**
- * Picks one catalog entry for a name or id: a full id or unique id prefix wins; otherwise the
- * files named exactly so. The catalog search narrows by name on the tracker for large catalogs.
- */
-export async function resolveInCatalog(
-  catalog: { files: FileSummary[] },
-  nameOrId: string,
-  search: (query: string) => Promise<{ files: FileSummary[] }>,
-): Promise<FileSummary> {
-  const text = nameOrId.trim();
-  if (!text) throw new SwarmError('ERR_INVALID_ARGUMENT', 'give a file name or id');
-  if (/^[0-9a-f]{6,64}$/i.test(text)) {
-    const byId = catalog.files.filter((f) => fileIdHex(f.id).startsWith(text.toLowerCase()));
-    if (byId.length === 1) return byId[0]!;
-    if (byId.length > 1 && !isFileIdHex(text)) {
-      throw new SwarmError(
-        'ERR_AMBIGUOUS_NAME',
-        `id prefix "${text}" matches ${byId.length} files; give more digits`,
-      );
-    }
-  }
-  const named = (await search(text)).files.filter((f) => f.name === text);
-  if (named.length === 1) return named[0]!;
-  if (named.length > 1) {
-    const lines = named.map((f) => `  ${fileIdHex(f.id)}  ${f.size} bytes, ${f.seeders} sources`).join('\n');
-    throw new SwarmError(
-      'ERR_AMBIGUOUS_NAME',
-      `"${text}" names ${named.length} different files; choose one by id:\n${lines}`,
-    );
-  }
-  throw new SwarmError('ERR_NOT_FOUND', `no file named "${text}" in the catalog`);
+function offerOf(manifest: Manifest, chunks: Bitfield): Offer {
+  return {
+    fileId: manifest.id,
+    name: manifest.name,
+    size: manifest.size,
+    chunkSize: manifest.chunkSize,
+    chunks,
+  };
 }

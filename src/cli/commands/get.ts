@@ -5,16 +5,17 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Endpoint } from '../../address.js';
-import { MAX_LIST_RESULTS, STATE_DIR_NAME } from '../../constants.js';
+import { STATE_DIR_NAME } from '../../constants.js';
+import { SwarmError, errorMessage } from '../../errors.js';
 import { createLogger, silentLogger } from '../../log.js';
-import { PeerNode, resolveInCatalog } from '../../peer/peer-node.js';
+import { PeerNode } from '../../peer/peer-node.js';
 import { fileIdHex } from '../../storage/manifest.js';
 import { TrackerClient } from '../../tracker/client.js';
-import { describeDownload } from '../format.js';
+import { trackersFrom, type DiscoveryFlags } from '../discovery-flags.js';
+import { describeDownload, printable } from '../format.js';
 import { DownloadProgressDisplay } from '../progress.js';
 
-export interface GetCommandOptions {
-  tracker: Endpoint;
+export interface GetCommandOptions extends DiscoveryFlags {
   out: string;
   host: string;
   json?: boolean;
@@ -25,27 +26,16 @@ export async function runGetCommand(nameOrId: string, options: GetCommandOptions
   const logger = options.log
     ? createLogger({ name: 'get', stderrLevel: 'silent', file: options.log })
     : silentLogger();
-  // Resolve the name first, so an unknown or ambiguous name fails before anything is created.
-  const client = await TrackerClient.connect({
-    host: options.tracker.host,
-    port: options.tracker.port,
-    logger,
-  });
-  let entry;
-  try {
-    entry = await resolveInCatalog(await client.list('', MAX_LIST_RESULTS), nameOrId, (q) =>
-      client.list(q, MAX_LIST_RESULTS),
-    );
-  } finally {
-    client.close();
-  }
+  const peers = options.peer ?? [];
+  const trackers = await reachableTrackers(trackersFrom(options), peers.length > 0);
 
   await fs.mkdir(options.out, { recursive: true });
   const stateDir = path.join(options.out, STATE_DIR_NAME);
   const createdStateDir = !(await exists(stateDir));
   const node = await PeerNode.start({
     dir: options.out,
-    tracker: options.tracker,
+    trackers,
+    peers,
     host: options.host,
     shareOnStart: false,
     ephemeralIdentity: true,
@@ -55,7 +45,8 @@ export async function runGetCommand(nameOrId: string, options: GetCommandOptions
   const display = new DownloadProgressDisplay(process.stderr);
   const detach = display.attach(node);
   try {
-    await node.trackerReady();
+    await node.discoverySettled();
+    const entry = await node.resolve(nameOrId);
     const result = await node.download(entry.id);
     display.stop();
     if (options.json) {
@@ -78,6 +69,29 @@ export async function runGetCommand(nameOrId: string, options: GetCommandOptions
     // A one-shot download leaves no state folder behind unless one was there already.
     if (createdStateDir) await fs.rm(stateDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Tries each tracker once, so that a tracker that cannot be reached fails the command at once
+ * instead of being retried in the background. With known peers to fall back on, an unreachable
+ * tracker is only a warning.
+ */
+async function reachableTrackers(trackers: Endpoint[], havePeers: boolean): Promise<Endpoint[]> {
+  const probes = await Promise.allSettled(
+    trackers.map(async (tracker) => {
+      const client = await TrackerClient.connect({ host: tracker.host, port: tracker.port });
+      client.close();
+      return tracker;
+    }),
+  );
+  const reachable = probes.flatMap((p) => (p.status === 'fulfilled' ? [p.value] : []));
+  const failures = probes.flatMap((p) => (p.status === 'rejected' ? [p.reason as Error] : []));
+  if (reachable.length === 0 && !havePeers) {
+    throw failures[0] ?? new SwarmError('ERR_INVALID_ARGUMENT', 'no tracker and no peer to ask');
+  }
+  for (const failure of failures)
+    process.stderr.write(`swarmshare: warning: ${printable(errorMessage(failure))}\n`);
+  return reachable;
 }
 
 async function exists(p: string): Promise<boolean> {

@@ -1,39 +1,81 @@
-/** `swarmshare list`: prints a tracker's catalog, as a table or as JSON. */
-import type { Endpoint } from '../../address.js';
-import { MAX_LIST_RESULTS } from '../../constants.js';
+/**
+ * `swarmshare list`: prints what the trackers and known peers offer, as a table or as JSON.
+ * A one-shot client: it registers nowhere and serves nothing.
+ */
+import { randomBytes } from 'node:crypto';
+import { formatEndpoint } from '../../address.js';
+import { MAX_LIST_RESULTS, TRACKER_READY_TIMEOUT_MS } from '../../constants.js';
+import { mergeCatalogs } from '../../discovery/discovery.js';
+import { PeerMesh } from '../../discovery/mesh.js';
+import { SwarmError, errorMessage } from '../../errors.js';
 import { fileIdHex } from '../../storage/manifest.js';
 import { TrackerClient } from '../../tracker/client.js';
+import type { FileSummary } from '../../wire/tracker-messages.js';
+import { trackersFrom, type DiscoveryFlags } from '../discovery-flags.js';
+import { printable } from '../format.js';
 import { catalogTable } from '../shell.js';
 
-export interface ListCommandOptions {
-  tracker: Endpoint;
+export interface ListCommandOptions extends DiscoveryFlags {
   json?: boolean;
 }
 
 export async function runListCommand(text: string | undefined, options: ListCommandOptions): Promise<void> {
-  const client = await TrackerClient.connect({ host: options.tracker.host, port: options.tracker.port });
-  try {
-    const { total, files } = await client.list(text ?? '', MAX_LIST_RESULTS);
-    if (options.json) {
-      const document = {
-        files: files.map((f) => ({
-          id: fileIdHex(f.id),
-          name: f.name,
-          size: f.size,
-          chunks: f.chunks,
-          sources: f.seeders,
-        })),
-      };
-      process.stdout.write(`${JSON.stringify(document)}\n`);
-      return;
-    }
-    if (files.length === 0) {
-      process.stdout.write(text ? `no file matches "${text}"\n` : 'the catalog is empty\n');
-      return;
-    }
-    process.stdout.write(`${catalogTable(files)}\n`);
-    if (total > files.length) process.stdout.write(`(${files.length} of ${total} shown)\n`);
-  } finally {
-    client.close();
+  const query = text ?? '';
+  const catalogs: FileSummary[][] = [];
+  const failures: Error[] = [];
+  await Promise.all([
+    ...trackersFrom(options).map(async (tracker) => {
+      try {
+        const client = await TrackerClient.connect({ host: tracker.host, port: tracker.port });
+        try {
+          catalogs.push((await client.list(query, MAX_LIST_RESULTS)).files);
+        } finally {
+          client.close();
+        }
+      } catch (err) {
+        failures.push(err as Error);
+      }
+    }),
+    (async () => {
+      if (!options.peer?.length) return;
+      const mesh = new PeerMesh({ self: { peerId: randomBytes(32), name: 'list', port: 0 } });
+      try {
+        for (const peer of options.peer) mesh.addHost(peer, 'static');
+        await mesh.settled(TRACKER_READY_TIMEOUT_MS);
+        if (mesh.peers().length > 0) catalogs.push(mesh.catalog(query));
+        else {
+          const hosts = options.peer.map(formatEndpoint).join(', ');
+          failures.push(new SwarmError('ERR_UNREACHABLE', `no known peer answered (${hosts})`));
+        }
+      } finally {
+        mesh.close();
+      }
+    })(),
+  ]);
+  // Every source failing is an error; some failing is a warning beside the answer of the others.
+  if (catalogs.length === 0)
+    throw failures[0] ?? new SwarmError('ERR_INVALID_ARGUMENT', 'no tracker and no peer to ask');
+  for (const failure of failures)
+    process.stderr.write(`swarmshare: warning: ${printable(errorMessage(failure))}\n`);
+  const files = mergeCatalogs(catalogs);
+  if (options.json) {
+    const document = {
+      // sources: live peers with the whole file; peers: live peers with any of it.
+      files: files.map((f) => ({
+        id: fileIdHex(f.id),
+        name: f.name,
+        size: f.size,
+        chunks: f.chunks,
+        sources: f.seeders,
+        peers: f.peers,
+      })),
+    };
+    process.stdout.write(`${JSON.stringify(document)}\n`);
+    return;
   }
+  if (files.length === 0) {
+    process.stdout.write(query ? `no file matches "${printable(query)}"\n` : 'the catalog is empty\n');
+    return;
+  }
+  process.stdout.write(`${catalogTable(files)}\n`);
 }

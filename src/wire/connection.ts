@@ -9,7 +9,11 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { SwarmError } from '../errors.js';
+import { ProtocolError } from './codec.js';
 import { FrameDecoder, frameHeader } from './framing.js';
+
+/** Frames kept while no handler is set (see holdFrames): a few greetings, never a flood. */
+const MAX_HELD_FRAMES = 16;
 
 export interface FramedConnectionOptions {
   maxFrame: number;
@@ -29,6 +33,7 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
   readonly remotePort: number;
   private readonly decoder: FrameDecoder;
   private handler: FrameHandler | null = null;
+  private held: Buffer[] | null = null;
   private closed = false;
   private corked = false;
   private closeReason: Error | undefined;
@@ -73,10 +78,42 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
   /** Sets the function that receives each frame body. Frames are not queued before it is set. */
   onFrame(handler: FrameHandler): void {
     this.handler = handler;
+    const held = this.held;
+    this.held = null;
+    if (held) {
+      // Delivered before any later data: the socket stays paused until they are through.
+      queueMicrotask(() => {
+        for (const body of held) {
+          try {
+            this.dispatch(body);
+          } catch (err) {
+            this.destroy(err as Error);
+          }
+        }
+        if (!this.closed) this.socket.resume();
+      });
+    }
+  }
+
+  /**
+   * Keeps the frames that arrive from now until the next onFrame() and hands them to it, in order.
+   * Between a handshake and the protocol taking over, the other side may already be talking: its
+   * first messages can even share a TCP segment with the handshake's last.
+   */
+  holdFrames(): void {
+    this.handler = null;
+    this.held = [];
+    this.socket.pause();
   }
 
   private dispatch(body: Buffer): void {
     if (this.closed) return;
+    if (this.held) {
+      if (this.held.length >= MAX_HELD_FRAMES)
+        throw new ProtocolError('too many frames before the handshake completed');
+      this.held.push(body);
+      return;
+    }
     if (!this.handler) throw new SwarmError('ERR_PROTOCOL', 'frame received before a handler was set');
     const result = this.handler(body);
     if (result && typeof result.then === 'function') {

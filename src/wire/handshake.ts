@@ -116,9 +116,8 @@ function firstFrame(conn: FramedConnection, timeoutMs: number): Promise<Buffer> 
     conn.onFrame((body) => {
       clearTimeout(timer);
       conn.off('close', onClose);
-      conn.onFrame(() => {
-        throw new ProtocolError('frame received before the handshake completed');
-      });
+      // Whatever follows belongs to the protocol, which takes over once the handshake resolves.
+      conn.holdFrames();
       resolve(body);
     });
   });

@@ -14,6 +14,7 @@ import {
   pickVersion,
   serverHandshake,
 } from '../../src/wire/handshake.js';
+import { waitFor } from '../helpers/wait.js';
 
 const isProtocolError = (err: unknown): boolean =>
   err instanceof ProtocolError && err.code === 'ERR_PROTOCOL';
@@ -176,5 +177,43 @@ describe('handshake over TCP', { timeout: 10_000 }, () => {
       (err: unknown) => err instanceof SwarmError && err.code === 'ERR_PROTOCOL',
     );
     assert.equal(client.isClosed, true);
+  });
+});
+
+describe('frames right after the handshake', () => {
+  test('messages that share a TCP segment with WELCOME reach the protocol, in order', async (t) => {
+    const { client, server } = await connectedPair(t);
+    server.onFrame(() => {
+      // WELCOME and two protocol messages leave in one write, as a fast server may send them.
+      const frame = (body: Buffer): Buffer => Buffer.concat([Buffer.from([0, 0, 0, body.length]), body]);
+      server.socket.write(
+        Buffer.concat([
+          frame(encodeWelcome(1)),
+          frame(Buffer.from([0x77, 1])),
+          frame(Buffer.from([0x77, 2])),
+        ]),
+      );
+    });
+    const version = await clientHandshake(client, 'p', [1]);
+    assert.equal(version, 1);
+    const received: number[] = [];
+    client.onFrame((body) => void received.push(body[1]!));
+    await waitFor(() => received.length === 2, 'both frames after WELCOME', 5000);
+    assert.deepEqual(received, [1, 2]);
+    assert.equal(client.isClosed, false);
+  });
+
+  test('a request that shares a TCP segment with HELLO is answered by the server', async (t) => {
+    const { client, server } = await connectedPair(t);
+    const served: number[] = [];
+    void serverHandshake(server, 'p', [1]).then(() => server.onFrame((body) => void served.push(body[1]!)));
+    client.onFrame(() => {}); // the WELCOME: this raw client does not read it
+    const frame = (body: Buffer): Buffer => Buffer.concat([Buffer.from([0, 0, 0, body.length]), body]);
+    client.socket.write(
+      Buffer.concat([frame(encodeHello({ protocol: 'p', versions: [1] })), frame(Buffer.from([0x66, 9]))]),
+    );
+    await waitFor(() => served.length === 1, 'the pipelined request', 5000);
+    assert.deepEqual(served, [9]);
+    assert.equal(server.isClosed, false);
   });
 });

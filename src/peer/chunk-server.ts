@@ -8,15 +8,21 @@
  * the options supply it; later it pushes OFFERS when what it holds changes (broadcastOffers), HAVE
  * for each chunk it verifies (broadcastHave), and PEERS every pexIntervalMs.
  *
- * Memory stays bounded: a connection may have MAX_SERVED_REQUESTS_PER_CONNECTION requests in flight
- * (more is a protocol violation), only a few of them are read from disk at once, reading (and sending
- * a manifest or fresh offers) waits while the client is not draining its socket, and a server-wide
- * limit caps concurrent disk reads.
+ * Memory stays bounded, whether or not clients read what they asked for. A connection may have
+ * MAX_SERVED_REQUESTS_PER_CONNECTION requests in flight (more is a protocol violation); at most
+ * READS_PER_CONNECTION of its chunks are read (or being read) and not yet flushed to the kernel, and
+ * across all connections at most maxUnflushedBytes: a chunk holds its part of that budget from before
+ * it is read until its PIECE has been handed to the kernel, or the connection is gone. Reading (and
+ * sending a manifest) waits while the client is not draining its socket, and discovery frames for such
+ * a client (OFFERS, HAVE, PEERS) are held back and coalesced until it does. A connection that has a
+ * PIECE waiting and takes none of it for idleTimeoutMs is closed, whatever else it sends, so clients
+ * that stop reading cannot keep the budget from others for long.
  */
 import net, { type AddressInfo } from 'node:net';
 import type { Endpoint } from '../address.js';
 import {
   DEFAULT_HOST,
+  MAX_CHUNK_SIZE,
   MAX_HOST_BYTES,
   MAX_PEER_CONNECTIONS,
   MAX_PEX_PEERS,
@@ -30,9 +36,10 @@ import {
 import { SwarmError, errorCode, errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { readFileChunk, type SharedFile } from '../storage/shared-folder.js';
-import { chunkCount, type Manifest } from '../storage/manifest.js';
+import { chunkCount, chunkLength, type Manifest } from '../storage/manifest.js';
 import { ProtocolError } from '../wire/codec.js';
 import { FramedConnection } from '../wire/connection.js';
+import { frameHeader } from '../wire/framing.js';
 import { serverHandshake } from '../wire/handshake.js';
 import type { RateLimiter } from './rate-limiter.js';
 import {
@@ -66,7 +73,11 @@ export interface ChunkServerOptions {
   offers?: () => Offer[];
   /** Other peers we know, where they serve, for PEERS (peer exchange). */
   knownPeers?: () => Endpoint[];
-  /** The manifest of a file we hold, for GET_MANIFEST (null: REJECT ERR_UNKNOWN_FILE). */
+  /**
+   * The manifest of a file we hold, for GET_MANIFEST (null: REJECT ERR_UNKNOWN_FILE). With it, the
+   * length of a requested chunk is known before it is read: its budget and upload tokens are taken
+   * for exactly that length, and before the read rather than after.
+   */
   manifest?: (fileId: Buffer) => Manifest | null;
   /**
    * A client introduced itself and serves at `port` on `host` (the address we see it from). Not
@@ -77,6 +88,11 @@ export interface ChunkServerOptions {
   pexIntervalMs?: number;
   /** Caps the bytes of chunks sent per second, shared with whatever else uses the same limiter. */
   uploadLimiter?: RateLimiter;
+  /**
+   * Bytes of chunks read (or being read) whose PIECE has not yet been flushed to the kernel, across
+   * all connections. Default MAX_SERVER_UNFLUSHED_BYTES.
+   */
+  maxUnflushedBytes?: number;
 }
 
 export interface ChunkServerStats {
@@ -90,14 +106,31 @@ export interface ChunkServerStats {
   connections: number;
   /** Connections accepted since the server started. */
   acceptedConnections: number;
+  /**
+   * Bytes of the server's budget held now: chunks being read (a chunk of unknown length holds
+   * MAX_CHUNK_SIZE until it is read) or whose PIECE is not yet flushed to the kernel.
+   */
+  unflushedBytes: number;
+  /** Chunks holding a part of that budget now. */
+  unflushedChunks: number;
 }
 
 /** Clients send only the handshake, INFO, REQUEST, CANCEL and GET_MANIFEST: all tiny. */
 const MAX_CLIENT_FRAME = 1024;
-/** Chunks read from disk at once for one connection; further requests wait their turn. */
+/**
+ * Chunks of one connection read (or being read) and whose PIECE is not yet flushed to the kernel;
+ * further requests wait their turn.
+ */
 const READS_PER_CONNECTION = 4;
 /** Chunks read from disk at once across all connections. */
 const READS_PER_SERVER = 64;
+/** The default server-wide budget of unflushed chunk bytes (64 chunks of 4 MiB). */
+export const MAX_SERVER_UNFLUSHED_BYTES = 256 * 1024 * 1024;
+/**
+ * HAVE frames kept for a client that is not draining its socket; past this, it is sent fresh OFFERS
+ * instead once it drains (they include every chunk those HAVEs announced).
+ */
+const MAX_DEFERRED_HAVES = 64;
 /** REJECT codes a provider's error may carry to the client; anything else is reported as ERR_IO. */
 const PASSED_ON_CODES = new Set(['ERR_UNKNOWN_CHUNK', 'ERR_UNKNOWN_FILE']);
 
@@ -112,6 +145,7 @@ export class ChunkServer {
   /** Connections whose client introduced itself and was answered: they get OFFERS, HAVE and PEERS. */
   private readonly greeted = new Set<ServedConnection>();
   private readonly diskReads = new Limiter(READS_PER_SERVER);
+  private readonly budget: SendBudget;
   private server: net.Server | null = null;
   private listeningPort = 0;
   private offersTimer: NodeJS.Timeout | null = null;
@@ -133,6 +167,7 @@ export class ChunkServer {
     this.maxConnections = options.maxConnections ?? MAX_PEER_CONNECTIONS;
     this.idleTimeoutMs = options.idleTimeoutMs ?? PEER_IDLE_TIMEOUT_MS;
     this.handshakeTimeoutMs = options.handshakeTimeoutMs;
+    this.budget = new SendBudget(options.maxUnflushedBytes ?? MAX_SERVER_UNFLUSHED_BYTES);
   }
 
   get uploadedBytes(): number {
@@ -140,7 +175,12 @@ export class ChunkServer {
   }
 
   get stats(): ChunkServerStats {
-    return { ...this.counters, connections: this.connections.size };
+    return {
+      ...this.counters,
+      connections: this.connections.size,
+      unflushedBytes: this.budget.bytes,
+      unflushedChunks: this.budget.chunks,
+    };
   }
 
   /** Starts listening; resolves with the address actually bound (port 0 picks a free port). */
@@ -226,11 +266,14 @@ export class ChunkServer {
     );
   }
 
-  /** Sends HAVE to every connected client: we verified chunk `index` of `fileId`. */
+  /**
+   * Sends HAVE to every connected client: we verified chunk `index` of `fileId`. A client not
+   * draining its socket gets it (or fresh OFFERS, if many pile up) once it does.
+   */
   broadcastHave(fileId: Buffer, index: number): void {
     if (!this.options.offers || this.greeted.size === 0) return;
     const frame = encodePeerMessage({ type: 'have', fileId, index });
-    for (const session of this.greeted) session.send(frame);
+    for (const session of this.greeted) session.sendHave(frame);
   }
 
   /**
@@ -294,8 +337,8 @@ export class ChunkServer {
     }
   }
 
-  /** A PEERS frame for one client (not naming the client itself), or null without knownPeers. */
-  private peersFrame(session: ServedConnection): Buffer | null {
+  /** @internal A PEERS frame for one client (not naming the client itself), or null without knownPeers. */
+  peersFrame(session: ServedConnection): Buffer | null {
     if (!this.options.knownPeers) return null;
     try {
       const peers = this.options.knownPeers().filter((p) => isAdvertisable(p) && !session.isAt(p));
@@ -306,11 +349,9 @@ export class ChunkServer {
     }
   }
 
+  /** PEERS to every client; one not draining its socket gets a fresh one once it does. */
   private broadcastPeers(): void {
-    for (const session of this.greeted) {
-      const frame = this.peersFrame(session);
-      if (frame) session.send(frame);
-    }
+    for (const session of this.greeted) session.sendPeers();
   }
 
   /** @internal The manifest for GET_MANIFEST (null: not ours to give). */
@@ -319,17 +360,87 @@ export class ChunkServer {
   }
 
   /**
-   * Reads one chunk through the provider, within the server-wide disk read limit. `unwanted` is asked
-   * once a read slot is free: a request cancelled (or a connection closed) meanwhile reads nothing.
+   * @internal Reads one chunk for a PIECE to `share`'s client: null if the provider has no such chunk,
+   * or if `unwanted()` (a request cancelled, a connection closed) at any step, in which case nothing
+   * more is read or spent. First it takes its part of the server's budget, which the caller gives back
+   * (release) once the PIECE is flushed; then, with an upload limiter, its tokens (before the read if
+   * the chunk's length is known, after it otherwise); then a disk read slot. Tokens taken for a chunk
+   * that is not sent after all are refunded (discard).
    */
-  read(fileId: Buffer, index: number, unwanted: () => boolean): Promise<Buffer | null> {
-    return this.diskReads.run(async () => {
-      if (unwanted()) return null;
-      const data = await this.provider(fileId, index);
-      // Waiting for the upload rate inside the read slot keeps the chunks held in memory bounded.
-      if (data && this.options.uploadLimiter) await this.options.uploadLimiter.take(data.length);
-      return data;
-    });
+  async read(
+    fileId: Buffer,
+    index: number,
+    share: BudgetShare,
+    unwanted: () => boolean,
+  ): Promise<ReadChunk | null> {
+    const expected = this.expectedLength(fileId, index);
+    let held = expected ?? MAX_CHUNK_SIZE;
+    if (!(await this.budget.acquire(held, share, unwanted))) return null;
+    const limiter = this.options.uploadLimiter;
+    let tokens = 0;
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      this.budget.release(held, share);
+    };
+    const discard = (): void => {
+      if (tokens > 0) limiter?.refund(tokens);
+      tokens = 0;
+      release();
+    };
+    try {
+      if (limiter && expected) {
+        await limiter.take(expected);
+        tokens = expected;
+        if (unwanted()) {
+          discard();
+          return null;
+        }
+      }
+      const data = await this.diskReads.run(async () => (unwanted() ? null : this.provider(fileId, index)));
+      if (data === null || unwanted()) {
+        discard();
+        return null;
+      }
+      this.budget.resize(share, held, data.length);
+      held = data.length;
+      if (limiter && data.length !== tokens) {
+        if (data.length > tokens) await limiter.take(data.length - tokens);
+        else limiter.refund(tokens - data.length);
+        tokens = data.length;
+        if (unwanted()) {
+          discard();
+          return null;
+        }
+      }
+      return { data, release, discard };
+    } catch (err) {
+      discard();
+      throw err;
+    }
+  }
+
+  /** The length of chunk `index` of `fileId` if its manifest is at hand, else null. */
+  private expectedLength(fileId: Buffer, index: number): number | null {
+    if (!this.options.manifest) return null;
+    try {
+      const manifest = this.options.manifest(fileId);
+      if (!manifest || !Number.isInteger(index) || index < 0 || index >= chunkCount(manifest)) return null;
+      return chunkLength(manifest, index);
+    } catch {
+      return null; // the provider will tell
+    }
+  }
+
+  /** @internal A request or a connection is no longer wanted: let others have what it waited for. */
+  wake(): void {
+    this.budget.grant();
+  }
+
+  /** @internal How long a connection may hold a PIECE that it does not take (0: for ever). */
+  get stallTimeoutMs(): number {
+    return this.idleTimeoutMs;
   }
 
   /** @internal bookkeeping from connections */
@@ -357,6 +468,24 @@ interface Request {
   cancelled: boolean;
 }
 
+/** @internal A chunk read for one PIECE; it holds its part of the server's budget until released. */
+interface ReadChunk {
+  readonly data: Buffer;
+  /** Its PIECE was flushed to the kernel, or never will be: give its budget back. Idempotent. */
+  release(): void;
+  /** It will not be sent: give its budget and its upload tokens back. Idempotent. */
+  discard(): void;
+}
+
+/** Discovery frames held back for a client that is not draining its socket. */
+interface Deferred {
+  haves: Buffer[];
+  /** Fresh OFFERS (which also cover every HAVE held back). */
+  offers: boolean;
+  /** Fresh PEERS. */
+  peers: boolean;
+}
+
 /**
  * One client's requests on one connection: a bounded queue and a few concurrent disk reads; and,
  * once the client has introduced itself, the discovery messages pushed to it.
@@ -371,13 +500,25 @@ class ServedConnection {
   private introduced = false;
   /** The client's serving port, from its INFO (0 before it, or if it does not serve). */
   private clientPort = 0;
-  /** A fresh OFFERS waits for the socket to drain (at most one waits). */
-  private offersWaiting = false;
+  /** Discovery frames waiting for the socket to drain (null: none). */
+  private deferred: Deferred | null = null;
+  /** This connection's part of the server's budget. */
+  private readonly share: BudgetShare = { bytes: 0, chunks: 0 };
+  /** PIECEs written and not yet flushed to the kernel. */
+  private unflushed = 0;
+  /** Closes the connection when its unflushed PIECEs make no progress for stallTimeoutMs. */
+  private stallTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly conn: FramedConnection,
     private readonly server: ChunkServer,
-  ) {}
+  ) {
+    conn.once('close', () => {
+      if (this.stallTimer) clearTimeout(this.stallTimer);
+      this.stallTimer = null;
+      this.server.wake();
+    });
+  }
 
   get remoteAddress(): string {
     return this.conn.remoteAddress;
@@ -398,17 +539,66 @@ class ServedConnection {
    * more than one OFFERS queued because of us.
    */
   sendOffers(frame: Buffer): void {
-    if (this.conn.isClosed || this.offersWaiting) return;
-    if (!this.conn.socket.writableNeedDrain) {
-      this.conn.send(frame);
+    if (!this.backedUp) this.conn.send(frame);
+    else
+      this.defer((d) => {
+        d.offers = true;
+        d.haves = [];
+      });
+  }
+
+  /** Sends a HAVE now, or once the client drains its socket (fresh OFFERS instead if many wait). */
+  sendHave(frame: Buffer): void {
+    if (!this.backedUp) this.conn.send(frame);
+    else
+      this.defer((d) => {
+        if (d.offers) return;
+        if (d.haves.length < MAX_DEFERRED_HAVES) {
+          d.haves.push(frame);
+        } else {
+          d.haves = [];
+          d.offers = true;
+        }
+      });
+  }
+
+  /** Sends a fresh PEERS now, or a fresh one once the client drains its socket. */
+  sendPeers(): void {
+    if (this.backedUp) {
+      this.defer((d) => (d.peers = true));
       return;
     }
-    this.offersWaiting = true;
-    void this.conn.drain().then(() => {
-      this.offersWaiting = false;
-      const fresh = this.conn.isClosed ? null : this.server.offersFrame();
-      if (fresh) this.conn.send(fresh);
-    });
+    const frame = this.server.peersFrame(this);
+    if (frame) this.conn.send(frame);
+  }
+
+  /** True while the client is not taking what was sent (or it is gone): send it nothing more. */
+  private get backedUp(): boolean {
+    return this.conn.isClosed || this.conn.socket.writableNeedDrain;
+  }
+
+  private defer(update: (deferred: Deferred) => void): void {
+    if (this.conn.isClosed) return;
+    const waiting = this.deferred !== null;
+    this.deferred ??= { haves: [], offers: false, peers: false };
+    update(this.deferred);
+    if (!waiting) void this.conn.drain().then(() => this.sendDeferred());
+  }
+
+  private sendDeferred(): void {
+    const deferred = this.deferred;
+    this.deferred = null;
+    if (!deferred || this.conn.isClosed) return;
+    const frames: Buffer[] = [];
+    if (deferred.offers) {
+      const offers = this.server.offersFrame();
+      if (offers) frames.push(offers);
+    } else {
+      frames.push(...deferred.haves);
+    }
+    const peers = deferred.peers ? this.server.peersFrame(this) : null;
+    if (peers) frames.push(peers);
+    for (const frame of frames) this.conn.sendCoalesced(frame);
   }
 
   handleFrame(body: Buffer): void {
@@ -445,7 +635,11 @@ class ServedConnection {
           this.server.record('cancelled');
         } else {
           const request = this.active.get(msg.req);
-          if (request) request.cancelled = true;
+          if (request && !request.cancelled) {
+            request.cancelled = true;
+            // It may be waiting for the server's budget: it no longer needs any.
+            this.server.wake();
+          }
         }
         return;
       }
@@ -482,6 +676,7 @@ class ServedConnection {
     }
   }
 
+  /** Reads and sends one chunk; resolves once its PIECE is flushed (or not sent after all). */
   private async serve(request: Request): Promise<void> {
     // Read nothing more while the client is not taking what was already sent.
     await this.conn.drain();
@@ -490,11 +685,12 @@ class ServedConnection {
       this.server.record('cancelled');
       return;
     }
-    let data: Buffer | null;
+    let chunk: ReadChunk | null;
     try {
-      data = await this.server.read(
+      chunk = await this.server.read(
         request.fileId,
         request.index,
+        this.share,
         () => this.conn.isClosed || request.cancelled,
       );
     } catch (err) {
@@ -510,17 +706,71 @@ class ServedConnection {
       }
       return;
     }
-    if (this.conn.isClosed) return;
-    if (request.cancelled) {
-      this.server.record('cancelled');
+    if (this.conn.isClosed || request.cancelled) {
+      chunk?.discard();
+      if (!this.conn.isClosed) this.server.record('cancelled');
       return;
     }
-    if (data === null) {
+    if (chunk === null) {
       this.reject(request, 'ERR_UNKNOWN_CHUNK', `chunk ${request.index} of this file is not here`);
       return;
     }
-    this.conn.send(encodePieceHeader(request.req, request.index), data);
-    this.server.record('served', data.length);
+    this.server.record('served', chunk.data.length);
+    await this.sendPiece(request, chunk);
+  }
+
+  /**
+   * Writes a PIECE, its header and the chunk as read (not copied together), and resolves once the
+   * kernel has taken all of it or the connection is gone: until then the chunk keeps its part of the
+   * server's budget, so a client that does not read holds at most READS_PER_CONNECTION chunks.
+   */
+  private sendPiece(request: Request, chunk: ReadChunk): Promise<void> {
+    const { socket } = this.conn;
+    const header = encodePieceHeader(request.req, request.index);
+    this.pieceWritten();
+    return new Promise((resolve) => {
+      let done = false;
+      const flushed = (): void => {
+        if (done) return;
+        done = true;
+        this.conn.off('close', flushed);
+        chunk.release();
+        this.pieceFlushed();
+        resolve();
+      };
+      this.conn.once('close', flushed);
+      socket.cork();
+      socket.write(frameHeader(header.length + chunk.data.length));
+      socket.write(header);
+      // Called once the kernel has the last byte, or with an error if the socket is destroyed first.
+      socket.write(chunk.data, () => flushed());
+      socket.uncork();
+    });
+  }
+
+  private pieceWritten(): void {
+    this.unflushed++;
+    const timeoutMs = this.server.stallTimeoutMs;
+    if (this.stallTimer || timeoutMs <= 0) return;
+    this.stallTimer = setTimeout(
+      () =>
+        this.conn.destroy(
+          new SwarmError('ERR_TIMEOUT', `took none of the chunks it asked for in ${timeoutMs} ms`),
+        ),
+      timeoutMs,
+    );
+    this.stallTimer.unref();
+  }
+
+  private pieceFlushed(): void {
+    this.unflushed--;
+    if (!this.stallTimer) return;
+    if (this.unflushed > 0) {
+      this.stallTimer.refresh();
+    } else {
+      clearTimeout(this.stallTimer);
+      this.stallTimer = null;
+    }
   }
 
   private reject(request: Request, code: string, message: string): void {
@@ -571,6 +821,92 @@ function sample<T>(items: T[], count: number): T[] {
     [pool[i], pool[j]] = [pool[j]!, pool[i]!];
   }
   return pool.slice(0, count);
+}
+
+/** @internal What one connection holds of the server's budget. */
+interface BudgetShare {
+  bytes: number;
+  chunks: number;
+}
+
+interface BudgetWaiter {
+  bytes: number;
+  share: BudgetShare;
+  unwanted: () => boolean;
+  resolve: (granted: boolean) => void;
+}
+
+/**
+ * The server-wide budget of chunk bytes read (or being read) and not yet flushed to the kernel. The
+ * first chunk of a connection that holds none may use all of it; further chunks of a connection only
+ * the first half, so connections that stop reading with several chunks each cannot take all of it
+ * from the others. Waiting first chunks are served in arrival order. One chunk is always let through
+ * when nothing is held, whatever its size.
+ */
+class SendBudget {
+  private used = 0;
+  private held = 0;
+  private readonly waiters: BudgetWaiter[] = [];
+
+  constructor(private readonly limit: number) {}
+
+  get bytes(): number {
+    return this.used;
+  }
+
+  get chunks(): number {
+    return this.held;
+  }
+
+  /** Resolves with true once `bytes` are granted to `share`, or false once `unwanted()` first. */
+  acquire(bytes: number, share: BudgetShare, unwanted: () => boolean): Promise<boolean> {
+    return new Promise((resolve) => {
+      this.waiters.push({ bytes, share, unwanted, resolve });
+      this.grant();
+    });
+  }
+
+  /** Gives back one chunk of `bytes` granted to `share`. */
+  release(bytes: number, share: BudgetShare): void {
+    this.used -= bytes;
+    this.held--;
+    share.bytes -= bytes;
+    share.chunks--;
+    this.grant();
+  }
+
+  /** A chunk granted `from` bytes turned out to be `to` bytes long (more is taken regardless). */
+  resize(share: BudgetShare, from: number, to: number): void {
+    this.used += to - from;
+    share.bytes += to - from;
+    if (to < from) this.grant();
+  }
+
+  /** Grants what the rules allow now, and drops waiters no longer wanted. */
+  grant(): void {
+    for (let i = 0; i < this.waiters.length;) {
+      const waiter = this.waiters[i]!;
+      if (waiter.unwanted()) {
+        this.waiters.splice(i, 1);
+        waiter.resolve(false);
+        continue;
+      }
+      const first = waiter.share.chunks === 0;
+      if (this.used === 0 || this.used + waiter.bytes <= (first ? this.limit : this.limit / 2)) {
+        this.waiters.splice(i, 1);
+        this.used += waiter.bytes;
+        this.held++;
+        waiter.share.bytes += waiter.bytes;
+        waiter.share.chunks++;
+        waiter.resolve(true);
+        continue;
+      }
+      // A first chunk that does not fit keeps its place: later ones do not pass it. (A further chunk
+      // that does not fit waits on without holding up the others.)
+      if (first) break;
+      i++;
+    }
+  }
 }
 
 /** At most `max` tasks at once; the rest wait in arrival order. */

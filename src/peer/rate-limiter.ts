@@ -1,7 +1,8 @@
 /**
  * A token bucket shared by every connection of a process: `take(n)` resolves when n bytes may be
- * sent. Waiters are served in arrival order, so connections share the rate fairly, and the
- * bucket holds at most one second of tokens, so an idle spell does not allow a long burst.
+ * sent, and `refund(n)` gives back what was taken for bytes that were not sent after all. Waiters are
+ * served in arrival order, so connections share the rate fairly, and the bucket holds at most one
+ * second of tokens, so an idle spell (or a refund) does not allow a long burst.
  */
 export class RateLimiter {
   private tokens: number;
@@ -38,6 +39,30 @@ export class RateLimiter {
     });
   }
 
+  /**
+   * Gives back `bytes` taken for data that will not be sent (a request cancelled while it waited, say),
+   * so they go to the next waiter at once. The bucket still holds at most one second of tokens.
+   */
+  refund(bytes: number): void {
+    if (!(bytes > 0)) return;
+    this.refill();
+    this.tokens = Math.min(this.bytesPerSecond, this.tokens + bytes);
+    if (this.waiters.length === 0) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.release();
+  }
+
+  /** Lets waiters through while there are tokens, then waits for the next one's turn. */
+  private release(): void {
+    while (this.waiters.length > 0 && this.tokens > 0) {
+      const next = this.waiters.shift()!;
+      this.tokens -= next.bytes;
+      next.resolve();
+    }
+    this.schedule();
+  }
+
   private schedule(): void {
     if (this.timer || this.waiters.length === 0) return;
     const waitMs = this.tokens > 0 ? 0 : (-this.tokens / this.bytesPerSecond) * 1000;
@@ -45,12 +70,7 @@ export class RateLimiter {
       () => {
         this.timer = null;
         this.refill();
-        while (this.waiters.length > 0 && this.tokens > 0) {
-          const next = this.waiters.shift()!;
-          this.tokens -= next.bytes;
-          next.resolve();
-        }
-        this.schedule();
+        this.release();
       },
       Math.max(1, waitMs),
     );

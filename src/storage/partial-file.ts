@@ -135,15 +135,11 @@ export class PartialFile {
       );
     }
     this.state = 'finishing';
-    await this.settle();
-    const handle = this.handle!;
-    this.handle = null;
+    // Whatever fails from here on, the file ends 'done': its handle closed, its temp file removed (there
+    // is no resuming a download, so a temp file kept would only take space) and its name free again.
     try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    try {
+      await this.settle();
+      await this.closeHandle();
       const dir = path.resolve(destDir);
       await fs.mkdir(dir, { recursive: true });
       const finalPath = await placeWithoutClobber(this.tempPath, dir, name);
@@ -151,11 +147,11 @@ export class PartialFile {
       await syncDir(dir);
       return finalPath;
     } catch (err) {
-      await fs.rm(this.tempPath, { force: true });
+      await fs.rm(this.tempPath, { force: true }).catch(() => undefined);
       if (err instanceof SwarmError) throw err;
       throw new SwarmError(
         'ERR_IO',
-        `cannot move ${this.manifest.name} into ${destDir}: ${errorMessage(err)}`,
+        `cannot finish ${this.manifest.name} in ${destDir}: ${errorMessage(err)}`,
         {
           cause: err,
         },
@@ -179,6 +175,20 @@ export class PartialFile {
       await fs.rm(this.tempPath, { force: true });
       openPartials.delete(this.tempPath);
     }
+  }
+
+  /** Flushes the temp file to disk and closes it; it is closed even if the flush fails. */
+  private async closeHandle(): Promise<void> {
+    const handle = this.handle;
+    this.handle = null;
+    if (!handle) return;
+    try {
+      await handle.sync();
+    } catch (err) {
+      await handle.close().catch(() => undefined);
+      throw err;
+    }
+    await handle.close();
   }
 
   private checkIndex(index: number): void {

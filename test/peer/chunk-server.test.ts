@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { test, type TestContext } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
 import {
+  MAX_CHUNK_SIZE,
   MAX_PEER_CONTROL_FRAME,
   MAX_SERVED_REQUESTS_PER_CONNECTION,
   MIN_CHUNK_SIZE,
@@ -10,9 +12,15 @@ import {
   PEER_VERSIONS,
 } from '../../src/constants.js';
 import { RemoteError } from '../../src/errors.js';
-import { ChunkServer, serveFileChunk, type ChunkProvider } from '../../src/peer/chunk-server.js';
+import {
+  ChunkServer,
+  serveFileChunk,
+  type ChunkProvider,
+  type ChunkServerOptions,
+} from '../../src/peer/chunk-server.js';
 import { PeerClient } from '../../src/peer/peer-client.js';
-import { chunkCount } from '../../src/storage/manifest.js';
+import { RateLimiter } from '../../src/peer/rate-limiter.js';
+import { chunkCount, type Manifest } from '../../src/storage/manifest.js';
 import { readFileChunk } from '../../src/storage/shared-folder.js';
 import { FramedConnection, connectTcp } from '../../src/wire/connection.js';
 import { frameHeader } from '../../src/wire/framing.js';
@@ -32,7 +40,7 @@ async function testFile(t: TestContext, size = MIN_CHUNK_SIZE * 3 + 1234): Promi
 async function serve(
   t: TestContext,
   provider: ChunkProvider,
-  options: { maxConnections?: number; idleTimeoutMs?: number } = {},
+  options: Partial<ChunkServerOptions> = {},
 ): Promise<{ server: ChunkServer; port: number }> {
   const server = new ChunkServer({ provider, ...options });
   t.after(() => server.close());
@@ -386,3 +394,152 @@ test(
     assert.ok(peer.isClosed);
   },
 );
+
+// ---- Clients that do not read, and the upload limit ---------------------------------------------
+
+/**
+ * A file of `chunks` chunks of the largest size, served from one buffer (the same bytes for every
+ * chunk), and a provider that counts its reads. A socket whose peer does not read takes a few MiB
+ * into the kernel's buffers, never a whole chunk of this size: every chunk read for such a client
+ * stays in the server's memory.
+ */
+function bigFile(chunks: number) {
+  const chunkSize = MAX_CHUNK_SIZE;
+  const manifest: Manifest = {
+    id: randomBytes(32),
+    name: 'big.bin',
+    size: chunks * chunkSize,
+    chunkSize,
+    hashes: Buffer.alloc(32 * chunks),
+  };
+  const chunk = randomBytes(chunkSize);
+  const counter = { reads: 0 };
+  const provider: ChunkProvider = async (fileId, index) => {
+    counter.reads++;
+    return fileId.equals(manifest.id) && index < chunks ? chunk : null;
+  };
+  const manifestOf = (fileId: Buffer): Manifest | null => (fileId.equals(manifest.id) ? manifest : null);
+  return { manifest, chunk, counter, provider, manifestOf };
+}
+
+/** A raw client, handshaken, that pipelines a REQUEST for each chunk of `fileId`, then never reads. */
+async function stuckClient(t: TestContext, port: number, fileId: Buffer, chunks: number) {
+  const conn = await rawClient(t, port);
+  conn.onFrame(() => undefined);
+  await delay(0); // whatever setting a handler sets in motion (a resume) is over
+  conn.socket.pause();
+  for (let index = 0; index < chunks; index++) {
+    conn.send(encodePeerMessage({ type: 'request', req: index + 1, fileId, index }));
+  }
+  return conn;
+}
+
+test(
+  'clients that ask for chunks and never read them hold at most the server budget; others are still served',
+  limits,
+  async (t) => {
+    const chunks = 8;
+    const big = bigFile(chunks);
+    const budgetChunks = 64;
+    const { server, port } = await serve(t, big.provider, {
+      manifest: big.manifestOf,
+      maxUnflushedBytes: budgetChunks * MAX_CHUNK_SIZE,
+    });
+    const stuck = 20;
+    for (let c = 0; c < stuck; c++) await stuckClient(t, port, big.manifest.id, chunks);
+    // Each is sent its first chunk at least: a connection that holds none may use the whole budget.
+    await waitFor(() => big.counter.reads >= stuck, 'a chunk read for every client');
+    let peak = 0;
+    const sampler = setInterval(() => (peak = Math.max(peak, server.stats.unflushedBytes)), 1);
+    t.after(() => clearInterval(sampler));
+
+    const honest = await client(t, port);
+    for (let index = 0; index < 3; index++) {
+      assert.ok((await honest.requestChunk(big.manifest.id, index)).equals(big.chunk), `chunk ${index}`);
+    }
+    // Time for any read the server would still start for the clients that do not read.
+    await delay(200);
+    clearInterval(sampler);
+    const stuckReads = big.counter.reads - 3;
+    // 4 each (READS_PER_CONNECTION) would be 80: over the budget of 64.
+    assert.ok(stuckReads <= budgetChunks, `${stuckReads} chunks read for clients that never read`);
+    const { unflushedBytes, unflushedChunks } = server.stats;
+    assert.ok(peak <= budgetChunks * MAX_CHUNK_SIZE, `peak ${peak} bytes unflushed`);
+    assert.equal(unflushedChunks, stuckReads, 'every chunk read for them is held until it is flushed');
+    assert.equal(unflushedBytes, stuckReads * MAX_CHUNK_SIZE);
+
+    // Their chunks are let go with their connections.
+    await server.close();
+    await waitFor(() => server.stats.unflushedBytes === 0, 'the budget given back');
+    assert.equal(server.stats.unflushedChunks, 0);
+  },
+);
+
+test(
+  'a client that takes none of its chunks is closed after the idle timeout, even if it keeps sending',
+  limits,
+  async (t) => {
+    const big = bigFile(2);
+    const { server, port } = await serve(t, big.provider, { manifest: big.manifestOf, idleTimeoutMs: 500 });
+    const conn = await stuckClient(t, port, big.manifest.id, 1);
+    // Frames the server accepts and ignores (CANCEL of no request) keep the connection from being idle.
+    const chatter = setInterval(() => conn.send(encodePeerMessage({ type: 'cancel', req: 999 })), 100);
+    t.after(() => clearInterval(chatter));
+    await waitFor(() => big.counter.reads === 1, 'the chunk read');
+    const outcome = await Promise.race([closed(conn).then(() => 'closed'), delay(10_000).then(() => 'open')]);
+    clearInterval(chatter);
+    assert.equal(outcome, 'closed');
+    await waitFor(() => server.stats.unflushedBytes === 0, 'the budget given back');
+    assert.equal(server.stats.connections, 0);
+  },
+);
+
+for (const lengthKnown of [true, false]) {
+  test(
+    `upload tokens taken for chunks nobody will receive go to the next request (length ${lengthKnown ? 'known' : 'unknown'} before the read)`,
+    limits,
+    async (t) => {
+      const file = await testFile(t, MIN_CHUNK_SIZE * 4);
+      // 16 KiB/s: one chunk is 16 s of the budget.
+      const limiter = new RateLimiter(16 * 1024);
+      t.after(() => limiter.close());
+      const gate = deferred();
+      t.after(() => gate.resolve());
+      let reads = 0;
+      const { server, port } = await serve(
+        t,
+        async (fileId, index) => {
+          reads++;
+          await gate.promise;
+          return fileProvider(file)(fileId, index);
+        },
+        {
+          uploadLimiter: limiter,
+          ...(lengthKnown
+            ? { manifest: (id: Buffer) => (id.equals(file.manifest.id) ? file.manifest : null) }
+            : {}),
+        },
+      );
+      // Four requests: the first gets what tokens there are (and more, as a debt), the others wait for
+      // their turn (or are read first when the length is unknown); all are cancelled meanwhile.
+      const greedy = await client(t, port);
+      for (let index = 0; index < 4; index++) {
+        greedy.requestChunk(file.manifest.id, index).catch(() => undefined);
+      }
+      await waitFor(() => reads >= 1, 'the first read');
+      for (let index = 0; index < 4; index++) assert.equal(greedy.cancel(file.manifest.id, index), 1);
+      // Answered after the CANCELs: the server has seen them.
+      await greedy.getManifest(file.manifest.id).catch(() => undefined);
+      gate.resolve();
+
+      // Unrefunded, the cancelled chunks would keep the next request waiting 16 s each, 48 s at least.
+      const honest = await client(t, port);
+      const reply = honest.requestChunk(file.manifest.id, 1);
+      const data = await Promise.race([reply, delay(8_000).then(() => null)]);
+      assert.ok(data, 'the request waited for the tokens of chunks that were never sent');
+      assert.deepEqual(data, await readFileChunk(file.path, file.manifest, 1));
+      await waitFor(() => server.stats.cancelledRequests === 4, 'the cancelled requests dropped');
+      assert.equal(server.uploadedBytes, MIN_CHUNK_SIZE);
+    },
+  );
+}

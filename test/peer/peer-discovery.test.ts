@@ -6,9 +6,18 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { test, type TestContext } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
 import { pino } from 'pino';
 import type { Endpoint } from '../../src/address.js';
-import { MAX_CHUNKS, MAX_OFFERS, MIN_CHUNK_SIZE, PEER_PROTOCOL, PEER_VERSIONS } from '../../src/constants.js';
+import {
+  MAX_CHUNK_SIZE,
+  MAX_CHUNKS,
+  MAX_OFFERS,
+  MAX_PEER_FRAME,
+  MIN_CHUNK_SIZE,
+  PEER_PROTOCOL,
+  PEER_VERSIONS,
+} from '../../src/constants.js';
 import { RemoteError } from '../../src/errors.js';
 import { ChunkServer } from '../../src/peer/chunk-server.js';
 import { PeerClient, type PeerClientOptions } from '../../src/peer/peer-client.js';
@@ -16,7 +25,7 @@ import { Bitfield } from '../../src/storage/bitfield.js';
 import { Writer } from '../../src/wire/codec.js';
 import { FramedConnection, connectTcp } from '../../src/wire/connection.js';
 import { clientHandshake } from '../../src/wire/handshake.js';
-import { PeerType, encodePeerMessage, type Offer } from '../../src/wire/peer-messages.js';
+import { PeerType, decodePeerMessage, encodePeerMessage, type Offer } from '../../src/wire/peer-messages.js';
 import { fakeManifest, offerOf, rawPeer, startTestPeer, type TestPeer } from '../discovery/mesh-fixtures.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -301,5 +310,60 @@ test(
       const reason = await new Promise<Error | undefined>((resolve) => client.once('close', resolve));
       assert.equal((reason as { code?: string } | undefined)?.code, 'ERR_PROTOCOL');
     }
+  },
+);
+
+test(
+  'a client that does not read is sent no pile of HAVE and PEERS: they are coalesced for when it does',
+  limits,
+  async (t) => {
+    const file = fakeManifest('growing.bin', 2000);
+    const chunks = new Bitfield(2000);
+    let peersAsked = 0;
+    const big = randomBytes(MAX_CHUNK_SIZE); // more than the kernel takes from a socket nobody reads
+    const server = new ChunkServer({
+      provider: async () => big,
+      self: { peerId: randomBytes(32), name: 'server' },
+      offers: () => [offerOf({ manifest: file, chunks })],
+      knownPeers: () => {
+        peersAsked++;
+        return [{ host: '10.0.0.1', port: 7000 }];
+      },
+      pexIntervalMs: 10,
+    });
+    t.after(() => server.close());
+    const { port } = await server.listen(0, '127.0.0.1');
+    const conn = new FramedConnection(await connectTcp('127.0.0.1', port, 5000), {
+      maxFrame: MAX_PEER_FRAME,
+    });
+    t.after(() => conn.destroy());
+    await clientHandshake(conn, PEER_PROTOCOL, PEER_VERSIONS);
+    const received: string[] = [];
+    conn.onFrame((body) => void received.push(decodePeerMessage(body).type));
+    conn.send(encodePeerMessage({ type: 'info', peerId: randomBytes(32), name: 'slow', port: 0 }));
+    await waitFor(() => received.includes('peers'), 'the greeting');
+
+    // It asks for a chunk and stops reading: the PIECE stays in the server's socket buffer.
+    conn.socket.pause();
+    conn.send(encodePeerMessage({ type: 'request', req: 1, fileId: file.id, index: 0 }));
+    await waitFor(() => server.stats.servedChunks === 1, 'the PIECE written');
+    const asked = peersAsked;
+    await delay(300); // some thirty PEERS intervals
+    for (let index = 0; index < 1000; index++) {
+      chunks.set(index);
+      server.broadcastHave(file.id, index);
+    }
+    assert.equal(peersAsked, asked, 'PEERS made for a client that does not read');
+
+    received.length = 0;
+    conn.socket.resume();
+    await waitFor(() => received.includes('piece'), 'the PIECE');
+    conn.send(encodePeerMessage({ type: 'get_manifest', req: 2, fileId: randomBytes(32) }));
+    await waitFor(() => received.includes('reject'), 'the answer to GET_MANIFEST');
+    const afterPiece = received.slice(received.indexOf('piece') + 1, received.indexOf('reject'));
+    // 1000 HAVEs became one OFFERS with every chunk they announced.
+    assert.equal(afterPiece.filter((type) => type === 'have').length, 0);
+    assert.equal(afterPiece.filter((type) => type === 'offers').length, 1);
+    assert.ok(!conn.isClosed);
   },
 );

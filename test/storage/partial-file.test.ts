@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import fs from 'node:fs/promises';
+import fs, { type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { MIN_CHUNK_SIZE } from '../../src/constants.js';
@@ -145,3 +145,36 @@ test('numbered names keep the extension and the length limit', () => {
   assert.ok(numbered.endsWith(' (7).txt'));
   assert.ok(!numbered.includes('\uFFFD'));
 });
+
+/** Makes the temp file's handle fail its next `method` call (after really closing it, for close). */
+function failNext(partial: PartialFile, method: 'sync' | 'close'): void {
+  // The handle is private: reached through a cast, as nothing else can make a disk fail on demand.
+  const handle = (partial as unknown as { handle: FileHandle }).handle;
+  const real = handle[method].bind(handle);
+  handle[method] = async () => {
+    if (method === 'close') await real();
+    throw Object.assign(new Error(`EIO: i/o error, ${method}`), { code: 'EIO' });
+  };
+}
+
+for (const method of ['sync', 'close'] as const) {
+  test(`a finalize whose ${method} fails removes the temp file and frees the file for a new download`, async (t) => {
+    const { source, dest, stateDir } = await setup(t);
+    const partial = await PartialFile.create(stateDir, source.manifest);
+    await fill(partial, source);
+    failNext(partial, method);
+    await assert.rejects(partial.finalize(dest, 'movie.mkv'), { code: 'ERR_IO' });
+    await assert.rejects(fs.stat(partial.tempPath), { code: 'ENOENT' });
+    assert.deepEqual(await fs.readdir(dest), ['.swarmshare']);
+    await assert.rejects(partial.finalize(dest, 'movie.mkv'), { code: 'ERR_CLOSED' });
+    await partial.abort();
+
+    // The same file can be downloaded again, and finished this time.
+    const again = await PartialFile.create(stateDir, source.manifest);
+    t.after(() => again.abort());
+    await fill(again, source);
+    assert.equal(await again.finalize(dest, 'movie.mkv'), path.join(dest, 'movie.mkv'));
+    assert.equal(await sha256File(path.join(dest, 'movie.mkv')), source.sha256);
+    assert.deepEqual(await fs.readdir(path.join(stateDir, PARTIAL_DIR_NAME)), []);
+  });
+}

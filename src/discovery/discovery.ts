@@ -4,7 +4,7 @@
  * recent chunks); a source that fails is logged and skipped, so one tracker going down loses
  * nothing another source knows.
  */
-import { SwarmError, errorMessage } from '../errors.js';
+import { SwarmError, errorCode, errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { SourceInfo } from '../peer/download.js';
 import { Bitfield } from '../storage/bitfield.js';
@@ -65,21 +65,25 @@ export class Discovery {
     return { files: mergeCatalogs(results.map((r) => r.value)), failures };
   }
 
-  /** The manifest of a file from the first source that knows it (each validates what it returns). */
+  /**
+   * The manifest of a file, asking every source at once: the first answer wins (each source
+   * validates what it returns against the id), so a slow or silent source delays nothing.
+   */
   async manifest(fileId: Buffer): Promise<Manifest> {
-    let firstError: Error | undefined;
-    for (const source of this.all) {
-      try {
-        const manifest = await source.manifest(fileId);
-        if (manifest) return manifest;
-      } catch (err) {
-        firstError ??= err as Error;
-      }
+    const unknown = (): SwarmError =>
+      new SwarmError('ERR_NOT_FOUND', `no source knows the file ${fileIdHex(fileId).slice(0, 12)}`);
+    const attempts = this.all.map(async (source) => {
+      const manifest = await source.manifest(fileId);
+      if (!manifest) throw unknown();
+      return manifest;
+    });
+    try {
+      return await Promise.any(attempts);
+    } catch (err) {
+      // Report a real failure (a tracker unreachable...) before a plain "nobody knows it".
+      const errors = err instanceof AggregateError ? (err.errors as Error[]) : [];
+      throw errors.find((e) => errorCode(e) !== 'ERR_NOT_FOUND') ?? errors[0] ?? unknown();
     }
-    throw (
-      firstError ??
-      new SwarmError('ERR_NOT_FOUND', `no source knows the file ${fileIdHex(fileId).slice(0, 12)}`)
-    );
   }
 
   /** Every peer that any source says holds chunks of the file, merged by peer id, never ourselves. */

@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'ERR_LIMIT'
   | 'ERR_TIMEOUT'
   | 'ERR_CLOSED'
+  | 'ERR_IN_PROGRESS' // the same file is already being downloaded
   | 'ERR_CANCELLED' // stopped on request: a cancelled download or chunk request
   | 'ERR_UNREACHABLE'
   | 'ERR_CHUNK_HASH_MISMATCH'

@@ -7,7 +7,9 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { parsePort } from '../address.js';
 import { DEFAULT_HOST, DEFAULT_TRACKER_PORT } from '../constants.js';
 import { errorMessage } from '../errors.js';
+import { peerNameProblem } from '../peer/peer-node.js';
 import { parseRate } from '../peer/rate-limiter.js';
+import { addDashboardFlags } from './dashboard-flags.js';
 import { addDiscoveryFlags } from './discovery-flags.js';
 import { runDemoCommand } from './commands/demo.js';
 import { runGetCommand } from './commands/get.js';
@@ -29,6 +31,12 @@ function portOption(value: string): number {
   } catch (err) {
     throw new InvalidArgumentError(errorMessage(err));
   }
+}
+
+function nameOption(value: string): string {
+  const problem = peerNameProblem(value);
+  if (problem) throw new InvalidArgumentError(problem);
+  return value;
 }
 
 function rateOption(value: string): number {
@@ -54,11 +62,12 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
 
-  program
+  const tracker = program
     .command('tracker')
     .description('run a tracker: the catalog of shared files and of which peer holds which chunk')
     .option('--host <host>', 'address to listen on', DEFAULT_HOST)
-    .option('--port <port>', 'port to listen on (0: any free port)', portOption, DEFAULT_TRACKER_PORT)
+    .option('--port <port>', 'port to listen on (0: any free port)', portOption, DEFAULT_TRACKER_PORT);
+  addDashboardFlags(tracker)
     .option('--log <file>', 'also write the structured log to this file')
     .addOption(
       new Option('--expiry <ms>', 'drop a peer silent for this long').argParser(positiveIntOption).hideHelp(),
@@ -72,14 +81,14 @@ export function buildProgram(): Command {
   addDiscoveryFlags(peer, { hostsAndLan: true })
     .option('--host <host>', 'address to serve chunks on', DEFAULT_HOST)
     .option('--port <port>', 'port to serve chunks on (0: any free port)', portOption, 0)
-    .option('--name <name>', 'a name shown to other peers')
+    .option('--name <name>', 'a name shown to other peers (at most 64 bytes)', nameOption)
     .option(
       '--upload-limit <rate>',
       'bytes per second uploaded at most (K, M, G: powers of 1024)',
       rateOption,
     )
-    .option('--log <file>', 'structured log file (default: DIR/.swarmshare/peer.log)')
-    .action(runPeerCommand);
+    .option('--log <file>', 'structured log file (default: DIR/.swarmshare/peer.log)');
+  addDashboardFlags(peer).action(runPeerCommand);
 
   const list = program
     .command('list')

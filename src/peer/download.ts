@@ -87,6 +87,19 @@ export interface DownloadProgress {
   bytesPerSecond: number;
   /** Sources connected now. */
   sources: number;
+  /** Paused: no new requests are made (see Download.pause). */
+  paused: boolean;
+}
+
+/** One source as a progress display shows it: who, how much it sent, whether it is connected. */
+export interface SourceStats {
+  peerId: string;
+  name: string;
+  /** Verified bytes it supplied. */
+  bytes: number;
+  connected: boolean;
+  /** Chunk requests outstanding at it now. */
+  inFlight: number;
 }
 
 /** Why a source stopped being used: a stable word for logs, UIs and tests. */
@@ -159,6 +172,7 @@ export class Download extends EventEmitter<DownloadEvents> {
   private startPromise: Promise<DownloadResult> | null = null;
   private settle: { resolve: (r: DownloadResult) => void; reject: (e: Error) => void } | null = null;
   private finished = false;
+  private paused = false;
   private finalPath: string | null = null;
   private startedAt = 0;
   private verifiedBytes = 0;
@@ -210,6 +224,52 @@ export class Download extends EventEmitter<DownloadEvents> {
     void this.fail(cancelledError(this.manifest));
   }
 
+  /**
+   * Pauses the download: no new chunk is requested and no source connected; requests in flight may
+   * still arrive (and are kept), and connections stay open. While paused the download does not time
+   * out for want of sources. Returns false if it was already paused or is over.
+   */
+  pause(): boolean {
+    if (this.paused || this.finished) return false;
+    this.paused = true;
+    this.logger.info({ verified: this.have.setCount }, 'download paused');
+    this.emit('progress', this.progress);
+    return true;
+  }
+
+  /** Resumes a paused download. Returns false if it was not paused or is over. */
+  resume(): boolean {
+    if (!this.paused || this.finished) return false;
+    this.paused = false;
+    // The time spent paused does not count against the sources.
+    this.lastUsableAt = Date.now();
+    this.logger.info({ verified: this.have.setCount }, 'download resumed');
+    this.emit('progress', this.progress);
+    this.pump();
+    this.connectMore();
+    return true;
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  /**
+   * Every source connected during the download so far, with the verified bytes it supplied: the
+   * live counterpart of DownloadResult.sources. Bounded like the sources themselves.
+   */
+  sourceStats(): SourceStats[] {
+    return [...this.sources.values()]
+      .filter((s) => s.everConnected)
+      .map((s) => ({
+        peerId: s.peerId,
+        name: s.info.name,
+        bytes: s.bytes,
+        connected: s.client !== null,
+        inFlight: s.inFlight.size,
+      }));
+  }
+
   /** A verified chunk (from the partial file, or the finished file), or null. */
   async readChunk(index: number): Promise<Buffer | null> {
     if (!this.have.has(index)) return null;
@@ -225,6 +285,7 @@ export class Download extends EventEmitter<DownloadEvents> {
       size: this.manifest.size,
       bytesPerSecond: this.rate(),
       sources: this.connectedSources().length,
+      paused: this.paused,
     };
   }
 
@@ -309,7 +370,9 @@ export class Download extends EventEmitter<DownloadEvents> {
       () => {
         this.watchdog = null;
         if (this.finished) return;
-        if (this.requested.size > 0 || this.writing.size > 0) this.lastUsableAt = Date.now();
+        const busy = this.requested.size > 0 || this.writing.size > 0;
+        // A paused download has no sources in use by choice: that is not a reason to fail.
+        if (busy || this.paused) this.lastUsableAt = Date.now();
         if (Date.now() - this.lastUsableAt >= this.noSourceTimeoutMs) {
           const known = [...this.sources.values()].filter((s) => s.listed && !s.dropped).length;
           void this.fail(
@@ -389,7 +452,7 @@ export class Download extends EventEmitter<DownloadEvents> {
 
   /** Connects to more sources (in random order) while fewer than maxSources are connected or connecting. */
   private connectMore(): void {
-    if (this.finished) return;
+    if (this.finished || this.paused) return;
     const now = Date.now();
     const candidates = shuffle(
       [...this.sources.values()].filter(
@@ -534,7 +597,7 @@ export class Download extends EventEmitter<DownloadEvents> {
 
   /** Fills every connected source up to requestsPerSource requests. */
   private pump(): void {
-    if (this.finished || !this.partial) return;
+    if (this.finished || this.paused || !this.partial) return;
     if (this.orderStale) this.rebuildOrder();
     for (const source of this.sources.values()) {
       if (!source.client || source.client.isClosed) continue;

@@ -8,6 +8,7 @@ import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { formatEndpoint, type Endpoint } from '../address.js';
 import {
+  MAX_PEER_NAME_BYTES,
   MAX_SHARED_FILES,
   NO_SOURCE_TIMEOUT_MS,
   RELOCATE_INTERVAL_MS,
@@ -23,7 +24,7 @@ import { SwarmError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { Bitfield } from '../storage/bitfield.js';
 import { loadOrCreateIdentity } from '../storage/identity.js';
-import { chunkCount, fileIdHex, type Manifest } from '../storage/manifest.js';
+import { chunkCount, fileIdHex, fileNameProblem, isFileIdHex, type Manifest } from '../storage/manifest.js';
 import { SharedFolder, type SharedFile } from '../storage/shared-folder.js';
 import { TrackerLink } from '../tracker/link.js';
 import type { Offer } from '../wire/peer-messages.js';
@@ -74,6 +75,8 @@ export interface PeerNodeEvents {
   'download-started': [ActiveDownload];
   'download-finished': [ActiveDownload, DownloadResult];
   'download-failed': [ActiveDownload, Error];
+  /** The set of files we share changed (shared, unshared, or a download finished). */
+  'shared-changed': [];
   'tracker-up': [label: string];
   'tracker-down': [label: string, reason: Error | undefined];
   'peer-up': [MeshPeer];
@@ -121,7 +124,7 @@ export class PeerNode extends EventEmitter<PeerNodeEvents> {
     super();
     this.folder = folder;
     this.peerId = peerId;
-    this.name = options.name ?? `${os.hostname()}-${peerId.toString('hex').slice(0, 6)}`;
+    this.name = options.name ?? defaultPeerName(peerId);
     this.logger = options.logger ?? silentLogger();
     this.discovery = new Discovery(peerId, this.logger);
     this.uploadLimiter = options.uploadLimit ? new RateLimiter(options.uploadLimit) : null;
@@ -144,6 +147,8 @@ export class PeerNode extends EventEmitter<PeerNodeEvents> {
 
   /** Opens the folder, starts serving and discovering, and (optionally) shares the folder. */
   static async start(options: PeerNodeOptions): Promise<PeerNode> {
+    const nameProblem = options.name === undefined ? null : peerNameProblem(options.name);
+    if (nameProblem) throw new SwarmError('ERR_INVALID_ARGUMENT', `bad peer name: ${nameProblem}`);
     const folder = await SharedFolder.open(options.dir, { logger: options.logger });
     const peerId = options.ephemeralIdentity
       ? randomBytes(32)
@@ -188,6 +193,8 @@ export class PeerNode extends EventEmitter<PeerNodeEvents> {
       identity: { peerId: this.peerId, name: this.name, port: this.listening.port },
       logger: this.logger,
       holdings: () => this.holdings(),
+      // Trackers never see transfers: each heartbeat tells them how much we have served.
+      uploadedBytes: () => this.server.uploadedBytes,
     });
     const source = new TrackerSource(link, endpoint, TRACKER_READY_TIMEOUT_MS);
     link.on('up', () => this.emit('tracker-up', source.label));
@@ -312,6 +319,7 @@ export class PeerNode extends EventEmitter<PeerNodeEvents> {
     }
     const file = matches[0]!;
     this.shared.delete(fileIdHex(file.manifest.id));
+    this.emit('shared-changed');
     await this.discovery.unshare(file.manifest.id);
     this.lan?.announceNow();
     return file;
@@ -329,6 +337,7 @@ export class PeerNode extends EventEmitter<PeerNodeEvents> {
       throw new SwarmError('ERR_LIMIT', `already sharing ${MAX_SHARED_FILES} files`);
     }
     this.shared.set(key, file);
+    this.emit('shared-changed');
   }
 
   /** What a tracker must know after every (re)connection: whole files and partial downloads. */
@@ -420,15 +429,46 @@ export class PeerNode extends EventEmitter<PeerNodeEvents> {
 
   /** Downloads a file by name or id into the folder. Resolves when it is complete and verified. */
   async get(nameOrId: string): Promise<DownloadResult> {
-    const entry = await this.resolve(nameOrId);
-    return this.download(entry.id);
+    const target = await this.resolveTarget(nameOrId);
+    return this.download(target.id, target.name);
   }
 
-  async download(fileId: Buffer): Promise<DownloadResult> {
+  /**
+   * What to download for what a person typed: a full id needs no catalog (it may be past the
+   * first page of a large one); a name or id prefix is looked up, and its catalog name kept.
+   */
+  async resolveTarget(nameOrId: string): Promise<{ id: Buffer; name?: string }> {
+    const text = nameOrId.trim();
+    if (isFileIdHex(text)) return { id: Buffer.from(text, 'hex') };
+    const entry = await this.resolve(text);
+    return { id: entry.id, name: entry.name };
+  }
+
+  /** Downloads a file; `name` (the one the user chose it by) wins over the name a source gives. */
+  async download(fileId: Buffer, name?: string): Promise<DownloadResult> {
+    const { finished } = await this.startDownload(fileId, name);
+    return finished;
+  }
+
+  /**
+   * Starts downloading a file into the folder and resolves as soon as it is under way (its
+   * manifest found), with the download and a promise of its result, which the caller must handle.
+   * Rejects as download() does before that point: already downloading, no manifest anywhere.
+   */
+  async startDownload(
+    fileId: Buffer,
+    name?: string,
+  ): Promise<{ active: ActiveDownload; finished: Promise<DownloadResult> }> {
     const key = fileIdHex(fileId);
-    if (this.downloads.has(key))
-      throw new SwarmError('ERR_INVALID_ARGUMENT', `already downloading ${key.slice(0, 12)}`);
-    const manifest = await this.discovery.manifest(fileId);
+    const alreadyDownloading = (): SwarmError =>
+      new SwarmError('ERR_IN_PROGRESS', `already downloading ${key.slice(0, 12)}`);
+    if (this.downloads.has(key)) throw alreadyDownloading();
+    const found = await this.discovery.manifest(fileId);
+    // The name is not part of the id: whichever source answered first chose it, so the name the
+    // user picked the file by is the one it is saved under.
+    const manifest = name && !fileNameProblem(name) ? { ...found, name } : found;
+    // Another call may have started it while the manifest was on its way.
+    if (this.downloads.has(key)) throw alreadyDownloading();
     const download = new Download({
       manifest,
       dir: this.folder.dir,
@@ -444,12 +484,17 @@ export class PeerNode extends EventEmitter<PeerNodeEvents> {
     // Peers connected to us learn at once that we hold (part of) this file.
     this.server.broadcastOffers();
     this.emit('download-started', active);
+    return { active, finished: this.runDownload(key, active) };
+  }
+
+  private async runDownload(key: string, active: ActiveDownload): Promise<DownloadResult> {
+    const { manifest, download } = active;
     try {
       const result = await download.start();
       // The finished file is shared under the name it landed with. Every chunk was verified on
       // arrival, so the manifest is known: no need to hash the file again.
       const file: SharedFile = { manifest: { ...manifest, name: result.name }, path: result.path };
-      this.downloads.delete(key);
+      if (this.downloads.get(key) === active) this.downloads.delete(key);
       this.addShared(file);
       await this.announce([file.manifest]);
       this.emit('download-finished', active, result);
@@ -458,8 +503,28 @@ export class PeerNode extends EventEmitter<PeerNodeEvents> {
       this.emit('download-failed', active, err as Error);
       throw err;
     } finally {
-      this.downloads.delete(key);
+      if (this.downloads.get(key) === active) this.downloads.delete(key);
     }
+  }
+
+  /** Pauses a download in progress, by full file id (hex); see Download.pause. */
+  pauseDownload(idHex: string): ActiveDownload {
+    const active = this.activeDownload(idHex);
+    active.download.pause();
+    return active;
+  }
+
+  /** Resumes a paused download, by full file id (hex). */
+  resumeDownload(idHex: string): ActiveDownload {
+    const active = this.activeDownload(idHex);
+    active.download.resume();
+    return active;
+  }
+
+  private activeDownload(idHex: string): ActiveDownload {
+    const active = this.downloads.get(idHex.toLowerCase());
+    if (!active) throw new SwarmError('ERR_NOT_FOUND', `no download in progress with id ${idHex}`);
+    return active;
   }
 
   cancelDownloads(): void {
@@ -491,4 +556,23 @@ function offerOf(manifest: Manifest, chunks: Bitfield): Offer {
     chunkSize: manifest.chunkSize,
     chunks,
   };
+}
+
+/** Why a peer name cannot be used (it travels in REGISTER, INFO and LAN offers), or null. */
+export function peerNameProblem(name: string): string | null {
+  if (name.length === 0) return 'it is empty';
+  if (Buffer.byteLength(name, 'utf8') > MAX_PEER_NAME_BYTES) return `it is over ${MAX_PEER_NAME_BYTES} bytes`;
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(name)) return 'it contains a control character';
+  return null;
+}
+
+/** "host-1a2b3c": the host name, cut to fit the wire's limit, and the start of the peer id. */
+function defaultPeerName(peerId: Buffer): string {
+  const suffix = `-${peerId.toString('hex').slice(0, 6)}`;
+  const room = MAX_PEER_NAME_BYTES - suffix.length;
+  // eslint-disable-next-line no-control-regex
+  let host = os.hostname().replace(/[\u0000-\u001f\u007f]/g, '') || 'peer';
+  while (Buffer.byteLength(host, 'utf8') > room) host = host.slice(0, -1);
+  return `${host}${suffix}`;
 }

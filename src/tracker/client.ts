@@ -216,12 +216,16 @@ export class TrackerClient extends EventEmitter<TrackerClientEvents> {
     }
   }
 
-  async ping(): Promise<void> {
-    await this.request({ type: 'ping' }, 'ok');
+  /** A sign of life, carrying how many chunk bytes this peer has sent to others (for dashboards). */
+  async ping(uploadedBytes = 0): Promise<void> {
+    await this.request({ type: 'ping', uploadedBytes: clampU64(uploadedBytes) }, 'ok');
   }
 
-  /** Pings every `intervalMs` (without keeping the process alive); a failed ping closes the client. */
-  startHeartbeat(intervalMs: number): void {
+  /**
+   * Pings every `intervalMs` (without keeping the process alive); a failed ping closes the client.
+   * Each ping reports `uploadedBytes()` (0 without a provider).
+   */
+  startHeartbeat(intervalMs: number, uploadedBytes: () => number = () => 0): void {
     this.stopHeartbeat();
     if (this.isClosed) return;
     // The interval may come from the tracker: keep it within what a timer can do sensibly.
@@ -230,7 +234,7 @@ export class TrackerClient extends EventEmitter<TrackerClientEvents> {
     this.heartbeat = setInterval(() => {
       if (waiting) return;
       waiting = true;
-      this.ping().then(
+      this.ping(uploadedBytes()).then(
         () => (waiting = false),
         (err: Error) => {
           this.logger.warn({ code: errorCode(err), err: err.message }, 'tracker heartbeat failed');
@@ -330,6 +334,12 @@ export class TrackerClient extends EventEmitter<TrackerClientEvents> {
     else this.logger.debug('tracker session closed');
     this.emit('close', reason);
   }
+}
+
+/** A counter as the wire carries it: a whole number from 0 to 2^53 - 1. */
+function clampU64(value: number): number {
+  if (!Number.isFinite(value) || value <= 0) return 0;
+  return Math.min(Math.floor(value), Number.MAX_SAFE_INTEGER);
 }
 
 function invalid(message: string): never {

@@ -1,6 +1,20 @@
 /** The tracker (index server), its storage interface, and the peer-side client and link. */
 export { TrackerServer, type TrackerServerOptions, type TrackerServerStats } from './server.js';
-export type { TrackerStore, PeerRecord, FileListing, FileLocation, TrackerStoreStats } from './store.js';
+export type {
+  TrackerStore,
+  PeerRecord,
+  PeerSummary,
+  PeerListing,
+  FileListing,
+  FileLocation,
+  TrackerStoreStats,
+} from './store.js';
+export {
+  TrackerActivity,
+  type CatalogChange,
+  type CatalogChangeKind,
+  type TrackerCounters,
+} from './activity.js';
 export { MemoryTrackerStore, type MemoryStoreLimits } from './memory-store.js';
 export {
   TrackerClient,

@@ -32,6 +32,8 @@ export interface TrackerLinkOptions {
   identity: { peerId: Buffer; name: string; port: number };
   /** Called after each (re)connect: what to announce to the new session. */
   holdings: () => Holdings;
+  /** Chunk bytes this peer has sent to others so far, reported with every heartbeat. */
+  uploadedBytes?: () => number;
   logger?: Logger;
   reconnectMinMs?: number;
   reconnectMaxMs?: number;
@@ -243,7 +245,7 @@ export class TrackerLink extends EventEmitter<TrackerLinkEvents> {
       this.attempt = client;
       if (this.stopped) throw new SwarmError('ERR_CLOSED', 'the tracker link is stopped');
       const registration = await client.register(identity);
-      client.startHeartbeat(registration.heartbeatMs);
+      client.startHeartbeat(registration.heartbeatMs, this.options.uploadedBytes);
       this.syncing = new Promise((resolve) => (synced = resolve));
       await this.sendHoldings(client, this.options.holdings());
       if (this.stopped || client.isClosed)

@@ -13,7 +13,15 @@ import { SwarmError } from '../errors.js';
 import { Bitfield } from '../storage/bitfield.js';
 import { chunkCount, type Manifest } from '../storage/manifest.js';
 import type { FileSummary, Holder } from '../wire/tracker-messages.js';
-import type { FileListing, FileLocation, PeerRecord, TrackerStore, TrackerStoreStats } from './store.js';
+import type {
+  FileListing,
+  FileLocation,
+  PeerListing,
+  PeerRecord,
+  PeerSummary,
+  TrackerStore,
+  TrackerStoreStats,
+} from './store.js';
 
 /** Bounds of one store; the defaults are the protocol's limits, tests lower them. */
 export interface MemoryStoreLimits {
@@ -25,6 +33,7 @@ export interface MemoryStoreLimits {
 
 interface PeerEntry {
   record: PeerRecord;
+  uploadedBytes: number;
   /** Hex ids of the files this peer holds any chunk of. */
   files: Set<string>;
 }
@@ -73,7 +82,11 @@ export class MemoryTrackerStore implements TrackerStore {
     if (this.peers.size >= this.maxPeers) {
       throw new SwarmError('ERR_LIMIT', `the tracker already has ${this.maxPeers} peers`);
     }
-    this.peers.set(key, { record: { ...peer, peerId: Buffer.from(peer.peerId) }, files: new Set() });
+    this.peers.set(key, {
+      record: { ...peer, peerId: Buffer.from(peer.peerId) },
+      uploadedBytes: 0,
+      files: new Set(),
+    });
   }
 
   async removePeer(peerId: Buffer): Promise<boolean> {
@@ -189,6 +202,29 @@ export class MemoryTrackerStore implements TrackerStore {
       },
       holders,
     };
+  }
+
+  async setUploadedBytes(peerId: Buffer, bytes: number): Promise<boolean> {
+    const peer = this.peers.get(peerId.toString('hex'));
+    if (!peer) return false;
+    peer.uploadedBytes = bytes;
+    return true;
+  }
+
+  async listPeers(limit: number): Promise<PeerListing> {
+    const peers: PeerSummary[] = [];
+    for (const entry of this.peers.values()) {
+      if (peers.length >= limit) break;
+      const { record } = entry;
+      peers.push({
+        ...record,
+        peerId: Buffer.from(record.peerId),
+        connectedAt: record.connectedAt ?? 0,
+        uploadedBytes: entry.uploadedBytes,
+        files: entry.files.size,
+      });
+    }
+    return { total: this.peers.size, peers };
   }
 
   async stats(): Promise<TrackerStoreStats> {

@@ -21,6 +21,7 @@ import { silentLogger, type Logger } from '../log.js';
 import type { Endpoint } from '../address.js';
 import { FramedConnection } from '../wire/connection.js';
 import { serverHandshake } from '../wire/handshake.js';
+import { TrackerActivity } from './activity.js';
 import { MemoryTrackerStore } from './memory-store.js';
 import { TrackerSession } from './session.js';
 import type { TrackerStore } from './store.js';
@@ -49,6 +50,10 @@ export interface TrackerServerStats {
 export class TrackerServer {
   /** The catalog this server serves (shared with other instances when the store is). */
   readonly store: TrackerStore;
+  /** Changes to the catalog and counters of what the sessions did, for dashboards and metrics. */
+  readonly activity: TrackerActivity;
+  /** When this server was created (ms since the epoch). */
+  readonly startedAt = Date.now();
   private readonly logger: Logger;
   private readonly heartbeatMs: number;
   private readonly expiryMs: number;
@@ -62,6 +67,7 @@ export class TrackerServer {
   constructor(options: TrackerServerOptions = {}) {
     this.store = options.store ?? new MemoryTrackerStore();
     this.logger = options.logger ?? silentLogger();
+    this.activity = new TrackerActivity(this.logger);
     this.heartbeatMs = options.heartbeatMs ?? HEARTBEAT_INTERVAL_MS;
     this.expiryMs = options.expiryMs ?? PEER_EXPIRY_MS;
     this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
@@ -130,6 +136,7 @@ export class TrackerServer {
     }
     if (this.connections.size >= this.maxSessions) {
       this.logger.warn({ addr, limit: this.maxSessions }, 'refusing a connection: too many sessions');
+      this.activity.refused('connection', 'ERR_LIMIT');
       socket.destroy();
       return;
     }
@@ -144,6 +151,7 @@ export class TrackerServer {
         const session = new TrackerSession(conn, {
           store: this.store,
           logger: this.logger,
+          activity: this.activity,
           heartbeatMs: this.heartbeatMs,
           expiryMs: this.expiryMs,
         });

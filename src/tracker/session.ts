@@ -27,11 +27,14 @@ import {
   type TrackerReply,
   type TrackerRequest,
 } from '../wire/tracker-messages.js';
+import type { CatalogChangeKind, TrackerActivity } from './activity.js';
 import type { PeerRecord, TrackerStore } from './store.js';
 
 export interface SessionContext {
   store: TrackerStore;
   logger: Logger;
+  /** Where changes and counters are reported (for dashboards and metrics). */
+  activity: TrackerActivity;
   heartbeatMs: number;
   expiryMs: number;
 }
@@ -69,6 +72,8 @@ export class TrackerSession {
   private pumping = false;
   private leaving = false;
   private expired = false;
+  /** The upload count last reported by a heartbeat, to report a change only when it moves. */
+  private uploadedBytes = 0;
   private readonly expiryTimer: NodeJS.Timeout;
   private log: Logger;
 
@@ -128,10 +133,14 @@ export class TrackerSession {
   }
 
   private async handle(request: TrackerRequest): Promise<Reply> {
+    this.ctx.activity.requestHandled(request.type);
     try {
       return await this.dispatch(request);
     } catch (err) {
-      if (err instanceof SwarmError) return errorReply(request.req, err);
+      if (err instanceof SwarmError) {
+        this.ctx.activity.refused(request.type, err.code);
+        return errorReply(request.req, err);
+      }
       this.log.error({ err, request: request.type }, 'tracker request failed');
       return { type: 'error', req: request.req, code: 'ERR_IO', message: 'the tracker failed to serve this' };
     }
@@ -142,6 +151,7 @@ export class TrackerSession {
     const req = request.req;
     switch (request.type) {
       case 'ping':
+        await this.recordUploaded(request.uploadedBytes);
         return { type: 'ok', req };
       case 'list': {
         const limit = Math.min(request.limit, MAX_LIST_RESULTS);
@@ -167,9 +177,11 @@ export class TrackerSession {
       case 'unshare':
         if (!(await store.removeHolding(peer.peerId, request.fileId))) throw unknownFile(request.fileId);
         this.log.info({ file: shortId(request.fileId) }, 'peer unshared a file');
+        this.reportChange('unshare', peer, [request.fileId]);
         return { type: 'ok', req };
       case 'have':
         await store.addChunks(peer.peerId, request.fileId, request.indices);
+        this.reportChange('have', peer, [request.fileId]);
         // The hot path (one HAVE per downloaded chunk): build the log record only if it is wanted.
         if (this.log.isLevelEnabled('debug')) {
           this.log.debug(
@@ -192,6 +204,7 @@ export class TrackerSession {
       name: request.name,
       host: this.conn.remoteAddress,
       port: request.port,
+      connectedAt: Date.now(),
     };
     const log = this.log.child({ peer: shortId(request.peerId), peerName: request.name });
     try {
@@ -208,6 +221,7 @@ export class TrackerSession {
     this.peer = record;
     this.log = log;
     log.info({ port: record.port }, 'peer registered');
+    this.reportChange('register', record, []);
     return {
       type: 'registered',
       req: request.req,
@@ -223,25 +237,49 @@ export class TrackerSession {
     manifests: Extract<TrackerRequest, { type: 'announce' }>['manifests'],
   ): Promise<AnnounceResult[]> {
     const results: AnnounceResult[] = [];
-    for (const manifest of manifests) {
-      try {
-        validateManifest(manifest);
-        await this.ctx.store.shareFile(peer.peerId, manifest);
-        results.push({ fileId: manifest.id, code: '', message: '' });
-        this.log.info({ file: shortId(manifest.id), fileName: manifest.name }, 'peer announced a file');
-      } catch (err) {
-        if (!(err instanceof SwarmError) || err.code === 'ERR_NOT_REGISTERED') throw err;
-        results.push({ fileId: manifest.id, code: err.code, message: fitMessage(err.message) });
-        this.log.warn({ file: shortId(manifest.id), code: err.code, err: err.message }, 'announce refused');
+    const accepted: Buffer[] = [];
+    try {
+      for (const manifest of manifests) {
+        try {
+          validateManifest(manifest);
+          await this.ctx.store.shareFile(peer.peerId, manifest);
+          results.push({ fileId: manifest.id, code: '', message: '' });
+          accepted.push(manifest.id);
+          this.ctx.activity.fileAnnounced(manifest.size);
+          this.log.info({ file: shortId(manifest.id), fileName: manifest.name }, 'peer announced a file');
+        } catch (err) {
+          if (!(err instanceof SwarmError) || err.code === 'ERR_NOT_REGISTERED') throw err;
+          results.push({ fileId: manifest.id, code: err.code, message: fitMessage(err.message) });
+          this.ctx.activity.refused('announce', err.code);
+          this.log.warn({ file: shortId(manifest.id), code: err.code, err: err.message }, 'announce refused');
+        }
       }
+    } finally {
+      if (accepted.length > 0) this.reportChange('announce', peer, accepted);
     }
     return results;
+  }
+
+  /** Stores the upload count of a heartbeat; a change is reported only when the count moved. */
+  private async recordUploaded(bytes: number): Promise<void> {
+    const peer = this.peer;
+    if (!peer || bytes === this.uploadedBytes) return;
+    this.uploadedBytes = bytes;
+    if (await this.ctx.store.setUploadedBytes(peer.peerId, bytes)) this.reportChange('uploaded', peer, []);
+  }
+
+  private reportChange(kind: CatalogChangeKind, peer: PeerRecord, fileIds: Buffer[]): void {
+    this.ctx.activity.changed({
+      kind,
+      peerId: peer.peerId.toString('hex'),
+      fileIds: fileIds.map((id) => id.toString('hex')),
+    });
   }
 
   /** Removes the peer first, so that when the peer reads OK it is already gone from every list. */
   private async leave(req: number): Promise<void> {
     this.leaving = true;
-    await this.unregister('peer left');
+    await this.unregister('peer left', 'leave');
     this.conn.sendAndEnd(encodeTrackerMessage({ type: 'ok', req }));
   }
 
@@ -254,16 +292,16 @@ export class TrackerSession {
     clearTimeout(this.expiryTimer);
     this.queue.length = 0;
     if (this.expired) {
-      await this.unregister('peer expired');
+      await this.unregister('peer expired', 'expire');
     } else if (reason && !isConnectionLoss(reason)) {
       this.log.warn({ code: (reason as SwarmError).code, err: reason.message }, 'closing session: bad input');
-      await this.unregister('peer dropped');
+      await this.unregister('peer dropped', 'disconnect');
     } else {
-      await this.unregister('peer disconnected');
+      await this.unregister('peer disconnected', 'disconnect');
     }
   }
 
-  private async unregister(what: string): Promise<void> {
+  private async unregister(what: string, kind: CatalogChangeKind): Promise<void> {
     const peer = this.peer;
     if (!peer) {
       this.log.debug(what === 'peer left' ? 'client left' : 'client disconnected');
@@ -273,6 +311,7 @@ export class TrackerSession {
     try {
       await this.ctx.store.removePeer(peer.peerId);
       this.log.info(what);
+      this.reportChange(kind, peer, []);
     } catch (err) {
       this.log.error({ err }, 'failed to remove a peer from the store');
     }

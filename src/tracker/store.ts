@@ -27,6 +27,23 @@ export interface PeerRecord {
   host: string;
   /** The port the peer says it serves chunks on. */
   port: number;
+  /** When the peer registered (ms since the epoch), set by its session; 0 if unknown. */
+  connectedAt?: number;
+}
+
+/** A live peer as dashboards show it. */
+export interface PeerSummary extends PeerRecord {
+  connectedAt: number;
+  /** Chunk bytes the peer says (in its latest heartbeat) it has sent to other peers. */
+  uploadedBytes: number;
+  /** Files it holds any chunk of. */
+  files: number;
+}
+
+/** A page of the live peers: `total` counts them all, `peers` at most the limit asked for. */
+export interface PeerListing {
+  total: number;
+  peers: PeerSummary[];
 }
 
 /** A page of the catalog: `total` counts every match, `files` at most the limit asked for. */
@@ -89,6 +106,15 @@ export interface TrackerStore {
    * The result is a read-only snapshot (see above).
    */
   locate(fileId: Buffer, maxHolders: number): Promise<FileLocation | null>;
+
+  /**
+   * Records the chunk bytes a peer says it has uploaded (from its heartbeat; the tracker never sees
+   * transfers). Resolves false for an unknown peer, recording nothing.
+   */
+  setUploadedBytes(peerId: Buffer, bytes: number): Promise<boolean>;
+
+  /** Live peers in the order they registered, at most `limit` of them; `total` counts all. */
+  listPeers(limit: number): Promise<PeerListing>;
 
   stats(): Promise<TrackerStoreStats>;
 }

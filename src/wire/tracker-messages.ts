@@ -11,7 +11,7 @@
  *   LIST         u32 req | str query (<=255, empty: all) | u16 limit (<=1000)
  *   LOCATE       u32 req | bytes32 fileId
  *   HAVE         u32 req | bytes32 fileId | u16 n (<=4096) | u32 index * n
- *   PING         u32 req
+ *   PING         u32 req | u64 uploadedBytes (chunk bytes this peer has sent to others, for dashboards)
  *   LEAVE        u32 req
  *
  *   OK           u32 req
@@ -94,7 +94,7 @@ export type TrackerRequest =
   | { type: 'list'; req: number; query: string; limit: number }
   | { type: 'locate'; req: number; fileId: Buffer }
   | { type: 'have'; req: number; fileId: Buffer; indices: number[] }
-  | { type: 'ping'; req: number }
+  | { type: 'ping'; req: number; uploadedBytes: number }
   | { type: 'leave'; req: number };
 
 export type TrackerReply =
@@ -134,7 +134,7 @@ export function encodeTrackerMessage(msg: TrackerMessage): Buffer {
       for (const index of msg.indices) w.u32(index);
       break;
     case 'ping':
-      w.u8(TrackerType.PING).u32(msg.req);
+      w.u8(TrackerType.PING).u32(msg.req).u64(msg.uploadedBytes);
       break;
     case 'leave':
       w.u8(TrackerType.LEAVE).u32(msg.req);
@@ -223,7 +223,7 @@ export function decodeTrackerMessage(body: Buffer): TrackerMessage {
       break;
     }
     case TrackerType.PING:
-      msg = { type: 'ping', req };
+      msg = { type: 'ping', req, uploadedBytes: r.u64('uploaded bytes') };
       break;
     case TrackerType.LEAVE:
       msg = { type: 'leave', req };

@@ -70,6 +70,9 @@ test('--version, --help for every command, and usage errors exit 2', async () =>
   assert.equal(badPort.code, 2);
   const unknown = await runCli(['frobnicate']);
   assert.equal(unknown.code, 2);
+  const longName = await runCli(['peer', '--dir', '.', '--name', 'x'.repeat(65), '--no-lan']);
+  assert.equal(longName.code, 2);
+  assert.match(longName.stderr, /over 64 bytes/);
 });
 
 test('list and get: JSON output, bytes compared, and sources reported', async (t) => {
@@ -119,6 +122,12 @@ test('list and get: JSON output, bytes compared, and sources reported', async (t
   assert.equal(byId.code, 0, byId.stderr);
   assert.match(byId.stdout, /got movie\.bin/);
   assert.equal(await sha256(path.join(outDir2, 'movie.bin')), await sha256(path.join(seedDir, 'movie.bin')));
+
+  // By full id: no catalog lookup needed.
+  const outDir3 = await tempDir(t);
+  const byFullId = await runCli(['get', movie.id, '--tracker', address, '--out', outDir3]);
+  assert.equal(byFullId.code, 0, byFullId.stderr);
+  assert.equal(await sha256(path.join(outDir3, 'movie.bin')), await sha256(path.join(seedDir, 'movie.bin')));
 });
 
 test('get fails cleanly: unknown name, unreachable tracker, ambiguous name', async (t) => {

@@ -188,3 +188,27 @@ test('two trackers: one killed, the other carries the download', async (t) => {
   const summary = lastJsonLine<GetSummary>(got.stdout);
   assert.equal(await sha256(summary.path), await sha256(path.join(seedDir, 'twice.bin')));
 });
+
+test('a hosts file is re-read as it changes: hosts added later are connected', async (t) => {
+  const dirs = [await tempDir(t), await tempDir(t)];
+  await fs.writeFile(path.join(dirs[0]!, 'first.txt'), 'from the first host\n');
+  await fs.writeFile(path.join(dirs[1]!, 'second.txt'), 'from the second host\n');
+  const first = await startPeer(t, dirs[0]!, 'first', ['--no-tracker']);
+  const second = await startPeer(t, dirs[1]!, 'second', ['--no-tracker']);
+  const hostsFile = path.join(await tempDir(t), 'hosts.txt');
+  await fs.writeFile(hostsFile, '# known peers\n');
+  const follower = await startPeer(t, await tempDir(t), 'follower', ['--hosts', hostsFile]);
+
+  await fs.writeFile(hostsFile, `# known peers\n127.0.0.1:${servingPort(first)}\n`);
+  await follower.waitForOutput(/connected to peer first/);
+  // An editor replaces the file: the new list is read again.
+  const replacement = `${hostsFile}.new`;
+  await fs.writeFile(
+    replacement,
+    `127.0.0.1:${servingPort(first)}\nnot an address\n127.0.0.1:${servingPort(second)}\n`,
+  );
+  await fs.rename(replacement, hostsFile);
+  await follower.waitForOutput(/connected to peer second/);
+  follower.send('list');
+  await follower.waitForOutput(/first\.txt[\s\S]*second\.txt|second\.txt[\s\S]*first\.txt/);
+});

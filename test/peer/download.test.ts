@@ -372,3 +372,62 @@ test('a peer serves verified chunks while it is still downloading them', limits,
   await assertOnlyResult(b, resultB, file);
   assert.equal(bytesFrom(resultB, aPeerId), file.manifest.size);
 });
+
+test(
+  'pause: requests in flight finish, no new one is made; resume completes the download',
+  limits,
+  async (t) => {
+    const file = await sourceFile(t, 12);
+    const gate = deferred();
+    t.after(() => gate.resolve());
+    const seeder = await startSeeder(t, file, { gate: gate.promise });
+    const d = await downloader(t, file, () => [seeder.source()], { requestsPerSource: 4 });
+    const running = d.download.start();
+    await waitFor(() => seeder.reads() === 4, 'four requests to reach the seeder');
+
+    assert.equal(d.download.pause(), true);
+    assert.equal(d.download.pause(), false, 'already paused');
+    assert.equal(d.download.progress.paused, true);
+    gate.resolve();
+    await waitFor(() => d.download.progress.verifiedChunks >= 4, 'the requests in flight to finish');
+    // Had the download asked for more when those chunks arrived, it would have done so in the same
+    // step that verified them: the requests would be in flight (or done) by now.
+    const [source] = d.download.sourceStats();
+    assert.equal(d.download.progress.verifiedChunks, 4);
+    assert.equal(source?.inFlight, 0);
+    assert.equal(source?.connected, true, 'the connection stays open while paused');
+    assert.equal(source?.bytes, d.download.progress.bytes);
+    assert.equal(seeder.reads(), 4);
+
+    assert.equal(d.download.resume(), true);
+    assert.equal(d.download.resume(), false, 'not paused any more');
+    assert.equal(d.download.progress.paused, false);
+    const result = await running;
+    await assertOnlyResult(d, result, file);
+    assert.equal(d.download.pause(), false, 'a finished download cannot be paused');
+  },
+);
+
+test('a paused download does not fail for want of sources; resumed, it does', limits, async (t) => {
+  const file = await sourceFile(t, 2);
+  let asked = 0;
+  const d = await downloader(
+    t,
+    file,
+    () => {
+      asked++;
+      return [];
+    },
+    { noSourceTimeoutMs: 150 },
+  );
+  d.download.pause();
+  let settled = false;
+  const running = d.download.start().finally(() => (settled = true));
+  running.catch(() => {});
+  const startedAt = Date.now();
+  // Sources are still looked for every 50 ms while paused: wait until well past the timeout.
+  await waitFor(() => asked >= 8 && Date.now() - startedAt > 450, 'several relocations while paused');
+  assert.equal(settled, false, 'the paused download is still running');
+  d.download.resume();
+  await assert.rejects(running, { code: 'ERR_NO_SOURCES' });
+});

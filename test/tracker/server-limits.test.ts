@@ -108,11 +108,12 @@ describe('bounds', () => {
     const bystander = await registeredClient(t, port, 'bystander');
     const raw = await RawSession.open(t, port);
     raw.send({ type: 'list', req: 1, query: '', limit: 1 });
-    for (let req = 2; req <= MAX_TRACKER_REQUESTS_IN_FLIGHT; req++) raw.send({ type: 'ping', req });
+    for (let req = 2; req <= MAX_TRACKER_REQUESTS_IN_FLIGHT; req++)
+      raw.send({ type: 'ping', req, uploadedBytes: 0 });
     // 64 requests wait: still within bounds.
     await bystander.ping();
     assert.equal(raw.conn.isClosed, false);
-    raw.send({ type: 'ping', req: 999 });
+    raw.send({ type: 'ping', req: 999, uploadedBytes: 0 });
     await raw.closed;
     open();
     await bystander.ping();
@@ -123,7 +124,7 @@ describe('bounds', () => {
     const raw = await RawSession.open(t, port);
     for (let req = 1; req <= MAX_TRACKER_REQUESTS_IN_FLIGHT; req++) {
       if (req % 3 === 0) raw.send({ type: 'list', req, query: '', limit: 10 });
-      else if (req % 3 === 1) raw.send({ type: 'ping', req });
+      else if (req % 3 === 1) raw.send({ type: 'ping', req, uploadedBytes: 0 });
       else raw.send({ type: 'locate', req, fileId: idOf('none') });
     }
     for (let req = 1; req <= MAX_TRACKER_REQUESTS_IN_FLIGHT; req++) assert.equal((await raw.next()).req, req);

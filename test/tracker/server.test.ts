@@ -122,7 +122,7 @@ describe('requests before REGISTER', () => {
     for (const request of refused) {
       assert.equal(errorCodeOf(await raw.call(request)), 'ERR_NOT_REGISTERED', request.type);
     }
-    assert.equal((await raw.call({ type: 'ping', req: 4 })).type, 'ok');
+    assert.equal((await raw.call({ type: 'ping', req: 4, uploadedBytes: 0 })).type, 'ok');
     const files = await raw.call({ type: 'list', req: 5, query: '', limit: 10 });
     assert.ok(files.type === 'files' && files.total === 1);
     const location = await raw.call({ type: 'locate', req: 6, fileId: m.id });

@@ -43,7 +43,7 @@ function samples(): TrackerMessage[] {
     { type: 'list', req: 5, query: 'été', limit: 1000 },
     { type: 'locate', req: 6, fileId: filled(6) },
     { type: 'have', req: 7, fileId: filled(7), indices: [0, 1, 0xffffffff] },
-    { type: 'ping', req: 8 },
+    { type: 'ping', req: 8, uploadedBytes: 2 ** 40 + 3 },
     { type: 'leave', req: 0xffffffff },
     { type: 'ok', req: 9 },
     { type: 'error', req: 10, code: 'ERR_UNKNOWN_FILE', message: 'no such file' },
@@ -77,7 +77,7 @@ function samples(): TrackerMessage[] {
 describe('tracker messages', () => {
   test('golden bytes, written from the documented layouts', () => {
     const cases: [TrackerMessage, string][] = [
-      [{ type: 'ping', req: 7 }, '16' + '00000007'],
+      [{ type: 'ping', req: 7, uploadedBytes: 0x1_0000_0102 }, '16' + '00000007' + '0000000100000102'],
       [
         { type: 'register', req: 1, peerId: filled(0x11), name: 'al', port: 8080 },
         '10' + '00000001' + hex('11', 32) + '0002' + '616c' + '1f90',

@@ -46,12 +46,12 @@ export async function runGetCommand(nameOrId: string, options: GetCommandOptions
   const detach = display.attach(node);
   try {
     await node.discoverySettled();
-    const entry = await node.resolve(nameOrId);
-    const result = await node.download(entry.id);
+    const target = await node.resolveTarget(nameOrId);
+    const result = await node.download(target.id, target.name);
     display.stop();
     if (options.json) {
       const summary = {
-        id: fileIdHex(entry.id),
+        id: fileIdHex(target.id),
         name: result.name,
         size: result.size,
         path: path.resolve(result.path),

@@ -4,12 +4,13 @@ import { formatEndpoint } from '../../address.js';
 import { STATE_DIR_NAME } from '../../constants.js';
 import { createLogger } from '../../log.js';
 import { PeerNode } from '../../peer/peer-node.js';
+import { dashboardBanner, dashboardOptions, type DashboardFlags } from '../dashboard-flags.js';
 import { trackersFrom, type DiscoveryFlags } from '../discovery-flags.js';
 import { EXIT_FAILED } from '../exit-codes.js';
 import { plural, printable } from '../format.js';
 import { PeerShell } from '../shell.js';
 
-export interface PeerCommandOptions extends DiscoveryFlags {
+export interface PeerCommandOptions extends DiscoveryFlags, DashboardFlags {
   dir: string;
   host: string;
   port: number;
@@ -38,9 +39,26 @@ export async function runPeerCommand(options: PeerCommandOptions): Promise<void>
     uploadLimit: options.uploadLimit,
     logger,
   });
+  let dashboard: { close(): Promise<void> } | null = null;
+  let banner = '';
+  const http = dashboardOptions(options);
+  if (http) {
+    // Loaded only when asked for: the other commands do not pay for the web server.
+    const { startPeerDashboard } = await import('../../http/peer-dashboard.js');
+    const started = await startPeerDashboard(node, { ...http, logger }).catch(async (err: unknown) => {
+      await node.close();
+      throw err;
+    });
+    dashboard = started.dashboard;
+    banner = dashboardBanner('peer', started.address.url, started.dashboard.token);
+  }
+  const closeAll = async (): Promise<void> => {
+    await dashboard?.close();
+    await node.close();
+  };
   const shell = new PeerShell(node, { input: process.stdin, output: process.stdout, interactive });
   process.stdout.write(
-    `peer ${printable(node.describe())}, sharing ${plural(node.sharedFiles().length, 'file')} from ${node.folder.dir}\n`,
+    `peer ${printable(node.describe())}, sharing ${plural(node.sharedFiles().length, 'file')} from ${node.folder.dir}\n${banner}`,
   );
   node.on('tracker-up', (label) => shell.notify(`connected to ${label}`));
   node.on('tracker-down', (label) => shell.notify(`lost ${label}; reconnecting`));
@@ -52,11 +70,17 @@ export async function runPeerCommand(options: PeerCommandOptions): Promise<void>
   );
   const stop = (): void => {
     process.stdout.write('\nleaving the swarm\n');
-    void node.close().then(() => process.exit(0));
+    void closeAll().then(() => process.exit(0));
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   const failures = await shell.run();
-  await node.close();
+  if (dashboard && !interactive) {
+    // With a dashboard, the end of piped input does not end the peer: the page is its interface
+    // now, and it runs until SIGINT or SIGTERM (handled above).
+    process.stdout.write('end of input: the peer keeps running for its dashboard until stopped (Ctrl-C)\n');
+    await new Promise<never>(() => {});
+  }
+  await closeAll();
   if (failures > 0 && !interactive) process.exitCode = EXIT_FAILED;
 }

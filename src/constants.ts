@@ -157,3 +157,19 @@ export const MAX_HOSTS_FILE_BYTES = 256 * KiB;
 export const HOSTS_FILE_POLL_MS = 1_000;
 /** Changes to the hosts file are read this long after the last one (editors write in several steps). */
 export const HOSTS_FILE_DEBOUNCE_MS = 50;
+
+// ---- Tracker memory bounds (appended by the tracker) ---------------------------------------------
+/**
+ * Request bytes one tracker session may hold decoded and waiting; beyond this its socket is not read
+ * until the queue shrinks (so it may pass by at most the frame being received when it is reached).
+ */
+export const MAX_SESSION_QUEUED_BYTES = 8 * MiB;
+/**
+ * Request bytes waiting across all of a tracker's sessions; beyond this, sessions with requests
+ * waiting are not read (a session with none may still read its next one).
+ */
+export const MAX_TRACKER_QUEUED_BYTES = 256 * MiB;
+/** Manifest hash bytes the files one peer holds may add up to (each file it holds counts whole, once). */
+export const MAX_MANIFEST_BYTES_PER_PEER = 64 * MiB;
+/** Manifest hash bytes in a tracker's catalog, each file id counted once. */
+export const MAX_TRACKER_MANIFEST_BYTES = 1024 * MiB;

@@ -5,8 +5,10 @@
  */
 import {
   MAX_FILES_PER_PEER,
+  MAX_MANIFEST_BYTES_PER_PEER,
   MAX_NAMES_PER_FILE,
   MAX_TRACKER_FILES,
+  MAX_TRACKER_MANIFEST_BYTES,
   MAX_TRACKER_PEERS,
 } from '../constants.js';
 import { SwarmError } from '../errors.js';
@@ -29,6 +31,10 @@ export interface MemoryStoreLimits {
   maxFilesPerPeer?: number;
   maxFiles?: number;
   maxNamesPerFile?: number;
+  /** Manifest hash bytes of the files one peer holds (each file counted whole, once per peer). */
+  maxManifestBytesPerPeer?: number;
+  /** Manifest hash bytes in the catalog (each file id once). */
+  maxManifestBytes?: number;
 }
 
 interface PeerEntry {
@@ -36,6 +42,8 @@ interface PeerEntry {
   uploadedBytes: number;
   /** Hex ids of the files this peer holds any chunk of. */
   files: Set<string>;
+  /** Manifest hash bytes of those files. */
+  manifestBytes: number;
 }
 
 interface Holding {
@@ -66,12 +74,18 @@ export class MemoryTrackerStore implements TrackerStore {
   private readonly maxFilesPerPeer: number;
   private readonly maxFiles: number;
   private readonly maxNamesPerFile: number;
+  private readonly maxManifestBytesPerPeer: number;
+  private readonly maxManifestBytes: number;
+  /** Manifest hash bytes in the catalog, each file once. */
+  private manifestBytes = 0;
 
   constructor(limits: MemoryStoreLimits = {}) {
     this.maxPeers = limits.maxPeers ?? MAX_TRACKER_PEERS;
     this.maxFilesPerPeer = limits.maxFilesPerPeer ?? MAX_FILES_PER_PEER;
     this.maxFiles = limits.maxFiles ?? MAX_TRACKER_FILES;
     this.maxNamesPerFile = limits.maxNamesPerFile ?? MAX_NAMES_PER_FILE;
+    this.maxManifestBytesPerPeer = limits.maxManifestBytesPerPeer ?? MAX_MANIFEST_BYTES_PER_PEER;
+    this.maxManifestBytes = limits.maxManifestBytes ?? MAX_TRACKER_MANIFEST_BYTES;
   }
 
   async addPeer(peer: PeerRecord): Promise<void> {
@@ -86,6 +100,7 @@ export class MemoryTrackerStore implements TrackerStore {
       record: { ...peer, peerId: Buffer.from(peer.peerId) },
       uploadedBytes: 0,
       files: new Set(),
+      manifestBytes: 0,
     });
   }
 
@@ -107,7 +122,15 @@ export class MemoryTrackerStore implements TrackerStore {
       if (this.files.size >= this.maxFiles) {
         throw new SwarmError('ERR_LIMIT', `the tracker already lists ${this.maxFiles} files`);
       }
-      this.checkPeerRoom(peer, fileKey);
+      const bytes = manifest.hashes.length;
+      this.checkPeerRoom(peer, fileKey, bytes);
+      if (this.manifestBytes + bytes > this.maxManifestBytes) {
+        throw new SwarmError(
+          'ERR_LIMIT',
+          `the tracker's catalog is full: ${this.maxManifestBytes} bytes of manifests at most`,
+        );
+      }
+      this.manifestBytes += bytes;
       file = {
         manifest: { ...manifest, id: Buffer.from(manifest.id), hashes: Buffer.from(manifest.hashes) },
         chunkCount: chunkCount(manifest),
@@ -119,7 +142,7 @@ export class MemoryTrackerStore implements TrackerStore {
       };
       this.files.set(fileKey, file);
     } else {
-      this.checkPeerRoom(peer, fileKey);
+      this.checkPeerRoom(peer, fileKey, file.manifest.hashes.length);
     }
     this.addName(file, manifest.name);
     if (file.holders.get(peerKey)?.chunks.complete) return;
@@ -146,7 +169,7 @@ export class MemoryTrackerStore implements TrackerStore {
       }
     }
     if (indices.length === 0) return;
-    this.checkPeerRoom(peer, fileKey);
+    this.checkPeerRoom(peer, fileKey, file.manifest.hashes.length);
     const holding = this.holdingOf(file, peer, peerKey, fileKey);
     if (holding.chunks.complete) return;
     let added = false;
@@ -231,6 +254,12 @@ export class MemoryTrackerStore implements TrackerStore {
     return { peers: this.peers.size, files: this.files.size };
   }
 
+  /** Manifest hash bytes in the catalog (each file once), and those of one peer's files. */
+  manifestUsage(peerId?: Buffer): { catalog: number; peer: number } {
+    const peer = peerId ? this.peers.get(peerId.toString('hex')) : undefined;
+    return { catalog: this.manifestBytes, peer: peer?.manifestBytes ?? 0 };
+  }
+
   /**
    * The read-only bitfield locate() hands out for a holding. Building a Bitfield costs a pass over
    * every bit, and a popular file is located over and over, so copies are made once per change.
@@ -246,9 +275,17 @@ export class MemoryTrackerStore implements TrackerStore {
     return peer;
   }
 
-  private checkPeerRoom(peer: PeerEntry, fileKey: string): void {
-    if (!peer.files.has(fileKey) && peer.files.size >= this.maxFilesPerPeer) {
+  /** Refuses a new holding (of a file with `bytes` of hashes) beyond the peer's limits. */
+  private checkPeerRoom(peer: PeerEntry, fileKey: string, bytes: number): void {
+    if (peer.files.has(fileKey)) return;
+    if (peer.files.size >= this.maxFilesPerPeer) {
       throw new SwarmError('ERR_LIMIT', `a peer may share at most ${this.maxFilesPerPeer} files`);
+    }
+    if (peer.manifestBytes + bytes > this.maxManifestBytesPerPeer) {
+      throw new SwarmError(
+        'ERR_LIMIT',
+        `a peer's files may have at most ${this.maxManifestBytesPerPeer} bytes of manifests`,
+      );
     }
   }
 
@@ -264,18 +301,23 @@ export class MemoryTrackerStore implements TrackerStore {
       holding = { peer, chunks: new Bitfield(file.chunkCount), snapshot: null };
       file.holders.set(peerKey, holding);
       peer.files.add(fileKey);
+      peer.manifestBytes += file.manifest.hashes.length;
     }
     return holding;
   }
 
   private dropHolding(peerKey: string, fileKey: string): void {
-    this.peers.get(peerKey)?.files.delete(fileKey);
+    const peer = this.peers.get(peerKey);
     const file = this.files.get(fileKey);
+    if (peer?.files.delete(fileKey) && file) peer.manifestBytes -= file.manifest.hashes.length;
     const holding = file?.holders.get(peerKey);
     if (!file || !holding) return;
     file.holders.delete(peerKey);
     if (holding.chunks.complete) file.seeders--;
-    if (file.holders.size === 0) this.files.delete(fileKey);
+    if (file.holders.size === 0) {
+      this.files.delete(fileKey);
+      this.manifestBytes -= file.manifest.hashes.length;
+    }
   }
 }
 

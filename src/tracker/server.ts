@@ -4,13 +4,17 @@
  *
  * Connections are framed (MAX_TRACKER_FRAME), open with the handshake, and are bounded in number.
  * A peer that disconnects, or sends nothing for `expiryMs`, is removed with everything it held.
+ * Requests waiting to be handled are bounded in bytes per session and across sessions (see
+ * session.ts): beyond either budget, sessions are not read until their requests are handled.
  */
 import net from 'node:net';
 import {
   DEFAULT_HOST,
   HANDSHAKE_TIMEOUT_MS,
   HEARTBEAT_INTERVAL_MS,
+  MAX_SESSION_QUEUED_BYTES,
   MAX_TRACKER_FRAME,
+  MAX_TRACKER_QUEUED_BYTES,
   MAX_TRACKER_SESSIONS,
   PEER_EXPIRY_MS,
   TRACKER_PROTOCOL,
@@ -23,7 +27,7 @@ import { FramedConnection } from '../wire/connection.js';
 import { serverHandshake } from '../wire/handshake.js';
 import { TrackerActivity } from './activity.js';
 import { MemoryTrackerStore } from './memory-store.js';
-import { TrackerSession } from './session.js';
+import { QueueBudget, TrackerSession } from './session.js';
 import type { TrackerStore } from './store.js';
 
 export interface TrackerServerOptions {
@@ -38,6 +42,10 @@ export interface TrackerServerOptions {
   handshakeTimeoutMs?: number;
   /** Open connections allowed at once; more are closed on arrival. */
   maxSessions?: number;
+  /** Request bytes one session may have waiting before it is no longer read. */
+  maxSessionQueuedBytes?: number;
+  /** Request bytes all sessions may have waiting before those with any waiting are no longer read. */
+  maxQueuedBytes?: number;
 }
 
 export interface TrackerServerStats {
@@ -45,6 +53,10 @@ export interface TrackerServerStats {
   connections: number;
   /** Sessions on this server whose peer is registered. */
   peers: number;
+  /** Requests received and waiting to be handled (or being handled), across sessions. */
+  queuedRequests: number;
+  /** Their bytes, as received (a request that can only be refused counts 0). */
+  queuedBytes: number;
 }
 
 export class TrackerServer {
@@ -59,6 +71,8 @@ export class TrackerServer {
   private readonly expiryMs: number;
   private readonly handshakeTimeoutMs: number;
   private readonly maxSessions: number;
+  private readonly maxSessionQueuedBytes: number;
+  private readonly budget: QueueBudget;
   private readonly server: net.Server;
   private readonly connections = new Set<FramedConnection>();
   private readonly sessions = new Set<TrackerSession>();
@@ -72,6 +86,8 @@ export class TrackerServer {
     this.expiryMs = options.expiryMs ?? PEER_EXPIRY_MS;
     this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
     this.maxSessions = options.maxSessions ?? MAX_TRACKER_SESSIONS;
+    this.maxSessionQueuedBytes = options.maxSessionQueuedBytes ?? MAX_SESSION_QUEUED_BYTES;
+    this.budget = new QueueBudget(options.maxQueuedBytes ?? MAX_TRACKER_QUEUED_BYTES);
     if (this.heartbeatMs >= this.expiryMs) {
       throw new SwarmError('ERR_INVALID_ARGUMENT', 'heartbeatMs must be shorter than expiryMs');
     }
@@ -107,7 +123,12 @@ export class TrackerServer {
   get stats(): TrackerServerStats {
     let peers = 0;
     for (const session of this.sessions) if (session.registered) peers++;
-    return { connections: this.connections.size, peers };
+    return {
+      connections: this.connections.size,
+      peers,
+      queuedRequests: this.budget.requests,
+      queuedBytes: this.budget.bytes,
+    };
   }
 
   /** Stops listening, closes every session and waits until their peers are removed. */
@@ -154,6 +175,8 @@ export class TrackerServer {
           activity: this.activity,
           heartbeatMs: this.heartbeatMs,
           expiryMs: this.expiryMs,
+          budget: this.budget,
+          maxQueuedBytes: this.maxSessionQueuedBytes,
         });
         this.sessions.add(session);
         void session.finished.then(() => this.sessions.delete(session));

@@ -6,18 +6,37 @@
  * store operation running. At most MAX_TRACKER_REQUESTS_IN_FLIGHT requests may wait; a peer that
  * sends more is violating the protocol and is disconnected.
  *
+ * Backpressure: the session stops reading its socket (so TCP holds the peer back) while a reply
+ * waits for the peer to read (drain), while its waiting requests exceed a byte budget
+ * (MAX_SESSION_QUEUED_BYTES), or while the server's budget across sessions (a QueueBudget,
+ * MAX_TRACKER_QUEUED_BYTES) is spent and this session has requests waiting. A session with
+ * nothing waiting may always read its next request, so stalled sessions cannot starve the others.
+ * What a paused session still takes in is the rest of the data already read: at most the frame it
+ * was receiving (MAX_TRACKER_FRAME) and one socket read.
+ *
  * LIST, LOCATE, PING and LEAVE are served without REGISTER (one-shot clients use them);
- * ANNOUNCE, UNSHARE and HAVE need a registered peer.
+ * ANNOUNCE, UNSHARE and HAVE need a registered peer. Sent by a session that is not registered and
+ * has no REGISTER waiting, they are decoded (a bad frame still closes the connection) and then
+ * kept as their request id alone, to be refused in turn with ERR_NOT_REGISTERED: such a session
+ * never makes the tracker hold more than the one frame being decoded.
+ *
+ * Announced manifests must be valid (validateManifest) and use the chunk size chunkSizeFor() gives
+ * their size, as every manifest swarmshare makes does (ERR_BAD_MANIFEST otherwise). That rule is
+ * the tracker's alone, checked here at ANNOUNCE: peers accept any valid manifest from each other.
+ * It keeps an honest manifest to at most TARGET_MAX_CHUNKS hashes up to 16 GiB; the store bounds
+ * manifest bytes per peer and in all (ERR_LIMIT).
  */
 import {
   MAX_ERROR_MESSAGE_BYTES,
   MAX_LIST_RESULTS,
   MAX_LOCATE_PEERS,
+  MAX_SESSION_QUEUED_BYTES,
+  MAX_TRACKER_QUEUED_BYTES,
   MAX_TRACKER_REQUESTS_IN_FLIGHT,
 } from '../constants.js';
 import { SwarmError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
-import { validateManifest } from '../storage/manifest.js';
+import { chunkSizeFor, validateManifest, type Manifest } from '../storage/manifest.js';
 import { ProtocolError } from '../wire/codec.js';
 import type { FramedConnection } from '../wire/connection.js';
 import {
@@ -37,6 +56,60 @@ export interface SessionContext {
   activity: TrackerActivity;
   heartbeatMs: number;
   expiryMs: number;
+  /** The server's budget of request bytes waiting across its sessions. */
+  budget: QueueBudget;
+  /** Request bytes this session may have waiting before its socket is no longer read. */
+  maxQueuedBytes?: number;
+}
+
+/**
+ * Request bytes waiting across a server's sessions. Sessions take bytes as requests are queued and
+ * give them back once answered (or dropped); while more than `limit` are taken, sessions with
+ * requests waiting stop reading, and are told when the total falls back within the limit.
+ */
+export class QueueBudget {
+  private used = 0;
+  private count = 0;
+  private readonly waiting = new Set<() => void>();
+
+  constructor(readonly limit: number = MAX_TRACKER_QUEUED_BYTES) {}
+
+  /** Request bytes waiting now. */
+  get bytes(): number {
+    return this.used;
+  }
+
+  /** Requests waiting now. */
+  get requests(): number {
+    return this.count;
+  }
+
+  get exceeded(): boolean {
+    return this.used > this.limit;
+  }
+
+  take(bytes: number): void {
+    this.used += bytes;
+    this.count++;
+  }
+
+  give(bytes: number): void {
+    this.used -= bytes;
+    this.count--;
+    if (this.exceeded || this.waiting.size === 0) return;
+    const waiting = [...this.waiting];
+    this.waiting.clear();
+    for (const wake of waiting) wake();
+  }
+
+  /** Calls `wake` once, the next time the total falls within the limit. */
+  whenRoom(wake: () => void): void {
+    this.waiting.add(wake);
+  }
+
+  cancel(wake: () => void): void {
+    this.waiting.delete(wake);
+  }
 }
 
 const REQUEST_TYPES: ReadonlySet<string> = new Set([
@@ -64,11 +137,36 @@ function peerNameProblem(name: string): string | null {
 
 type Reply = TrackerReply | null;
 
+/** What is kept of an ANNOUNCE, UNSHARE or HAVE that can only be refused: its kind and id. */
+interface RefusedRequest {
+  type: 'announce' | 'unshare' | 'have';
+  req: number;
+  refused: true;
+}
+
+interface Queued {
+  request: TrackerRequest | RefusedRequest;
+  /** The bytes it counts against the session's and the server's budgets. */
+  bytes: number;
+  /** Given back to the budgets already. */
+  released: boolean;
+}
+
 export class TrackerSession {
   /** Resolves once the session is closed and the peer (if any) removed from the store. */
   readonly finished: Promise<void>;
   private peer: PeerRecord | null = null;
-  private readonly queue: TrackerRequest[] = [];
+  private readonly queue: Queued[] = [];
+  /** Bytes of the requests in `queue`. */
+  private queuedBytes = 0;
+  /** REGISTER requests queued or being handled: requests behind them are kept whole. */
+  private registersQueued = 0;
+  /** A reply is waiting for the peer to read (drain). */
+  private awaitingDrain = false;
+  /** The socket is not being read (backpressure). */
+  private readingPaused = false;
+  private readonly maxQueuedBytes: number;
+  private readonly onBudgetRoom = (): void => this.updateFlow();
   private pumping = false;
   private leaving = false;
   private expired = false;
@@ -82,6 +180,7 @@ export class TrackerSession {
     private readonly ctx: SessionContext,
   ) {
     this.log = ctx.logger.child({ addr: `${conn.remoteAddress}:${conn.remotePort}` });
+    this.maxQueuedBytes = ctx.maxQueuedBytes ?? MAX_SESSION_QUEUED_BYTES;
     this.expiryTimer = setTimeout(() => this.expire(), ctx.expiryMs);
     this.expiryTimer.unref();
     // Any byte from the peer counts as a sign of life, even a large frame still arriving.
@@ -90,6 +189,9 @@ export class TrackerSession {
       conn.once('close', (reason) => void this.onClose(reason).then(resolve));
     });
     conn.onFrame((body) => this.onFrame(body));
+    // Frames held since the handshake are handed over in a microtask, after which the connection
+    // resumes reading: this one runs after it, to pause again if they filled the budget.
+    queueMicrotask(() => this.updateFlow());
   }
 
   /** True once REGISTER succeeded on this session (and until it ends). */
@@ -100,11 +202,56 @@ export class TrackerSession {
   private onFrame(body: Buffer): void {
     const msg = decodeTrackerMessage(body);
     if (!REQUEST_TYPES.has(msg.type)) throw new ProtocolError(`a peer sent a ${msg.type} reply as a request`);
+    if (this.conn.isClosed) return;
     if (this.queue.length >= MAX_TRACKER_REQUESTS_IN_FLIGHT) {
       throw new SwarmError('ERR_LIMIT', `more than ${MAX_TRACKER_REQUESTS_IN_FLIGHT} requests in flight`);
     }
-    this.queue.push(msg as TrackerRequest);
+    const request = msg as TrackerRequest;
+    let item: Queued;
+    if (this.canOnlyRefuse(request)) {
+      item = { request: { type: request.type, req: request.req, refused: true }, bytes: 0, released: false };
+    } else {
+      item = { request, bytes: body.length, released: false };
+      if (request.type === 'register') this.registersQueued++;
+    }
+    this.queue.push(item);
+    this.queuedBytes += item.bytes;
+    this.ctx.budget.take(item.bytes);
+    this.updateFlow();
     if (!this.pumping) void this.pump();
+  }
+
+  /** True for a request that needs a registration this session has not got and is not about to. */
+  private canOnlyRefuse(
+    request: TrackerRequest,
+  ): request is Extract<TrackerRequest, { type: RefusedRequest['type'] }> {
+    const needsPeer = request.type === 'announce' || request.type === 'unshare' || request.type === 'have';
+    return needsPeer && this.peer === null && this.registersQueued === 0;
+  }
+
+  /** Gives back what a queued request counted against the budgets (once). */
+  private release(item: Queued): void {
+    if (item.released) return;
+    item.released = true;
+    this.queuedBytes -= item.bytes;
+    this.ctx.budget.give(item.bytes);
+  }
+
+  /**
+   * Reads the socket or not, as the budgets say: not while a reply waits for the peer to read,
+   * nor while this session's waiting requests pass its budget, nor while the server's budget is
+   * spent and this session has requests waiting (it is woken when the budget has room again).
+   */
+  private updateFlow(): void {
+    if (this.conn.isClosed) return;
+    const { budget } = this.ctx;
+    const overServerBudget = budget.exceeded && this.queue.length > 0;
+    const pause = this.awaitingDrain || this.queuedBytes > this.maxQueuedBytes || overServerBudget;
+    if (overServerBudget) budget.whenRoom(this.onBudgetRoom);
+    else budget.cancel(this.onBudgetRoom);
+    if (pause) this.conn.socket.pause();
+    else if (this.readingPaused) this.conn.socket.resume();
+    this.readingPaused = pause;
   }
 
   /** Handles queued requests one at a time; the one being handled stays at the queue's head. */
@@ -112,12 +259,21 @@ export class TrackerSession {
     this.pumping = true;
     try {
       while (this.queue.length > 0 && !this.conn.isClosed && !this.leaving) {
-        const reply = await this.handle(this.queue[0]!);
-        this.queue.shift();
+        const item = this.queue[0]!;
+        const reply = await this.handle(item.request);
+        if (this.queue[0] === item) this.queue.shift();
+        if (item.request.type === 'register') this.registersQueued--;
+        this.release(item);
         if (reply && !this.conn.isClosed && !this.send(reply)) {
-          // A peer that does not read its replies gets no more of them until it does.
+          // A peer that does not read its replies gets no more of them, and is not read, until it does.
+          this.awaitingDrain = true;
+          this.updateFlow();
           await this.conn.drain();
+          this.awaitingDrain = false;
+          // The peer took our replies: a sign of life, though we did not read it meanwhile.
+          this.expiryTimer.refresh();
         }
+        this.updateFlow();
       }
     } catch (err) {
       this.log.error({ err }, 'tracker session failed');
@@ -132,7 +288,7 @@ export class TrackerSession {
     return this.conn.sendCoalesced(encodeTrackerMessage(reply));
   }
 
-  private async handle(request: TrackerRequest): Promise<Reply> {
+  private async handle(request: TrackerRequest | RefusedRequest): Promise<Reply> {
     this.ctx.activity.requestHandled(request.type);
     try {
       return await this.dispatch(request);
@@ -146,7 +302,8 @@ export class TrackerSession {
     }
   }
 
-  private async dispatch(request: TrackerRequest): Promise<Reply> {
+  private async dispatch(request: TrackerRequest | RefusedRequest): Promise<Reply> {
+    if ('refused' in request) throw notRegistered(request.type);
     const { store } = this.ctx;
     const req = request.req;
     switch (request.type) {
@@ -170,7 +327,7 @@ export class TrackerSession {
         return null;
     }
     const peer = this.peer;
-    if (!peer) throw new SwarmError('ERR_NOT_REGISTERED', `${request.type} needs REGISTER first`);
+    if (!peer) throw notRegistered(request.type);
     switch (request.type) {
       case 'announce':
         return { type: 'announced', req, results: await this.announce(peer, request.manifests) };
@@ -242,6 +399,7 @@ export class TrackerSession {
       for (const manifest of manifests) {
         try {
           validateManifest(manifest);
+          checkChunkSize(manifest);
           await this.ctx.store.shareFile(peer.peerId, manifest);
           results.push({ fileId: manifest.id, code: '', message: '' });
           accepted.push(manifest.id);
@@ -290,7 +448,10 @@ export class TrackerSession {
 
   private async onClose(reason: Error | undefined): Promise<void> {
     clearTimeout(this.expiryTimer);
+    // The request being handled (the head) gives back its bytes here too; release() is once only.
+    for (const item of this.queue) this.release(item);
     this.queue.length = 0;
+    this.ctx.budget.cancel(this.onBudgetRoom);
     if (this.expired) {
       await this.unregister('peer expired', 'expire');
     } else if (reason && !isConnectionLoss(reason)) {
@@ -315,6 +476,25 @@ export class TrackerSession {
     } catch (err) {
       this.log.error({ err }, 'failed to remove a peer from the store');
     }
+  }
+}
+
+function notRegistered(type: string): SwarmError {
+  return new SwarmError('ERR_NOT_REGISTERED', `${type} needs REGISTER first`);
+}
+
+/**
+ * The tracker's rule for announced manifests (see the top of this file): the chunk size is the one
+ * chunkSizeFor() picks for the size. Not part of validateManifest, which peers use on each other.
+ */
+function checkChunkSize(manifest: Manifest): void {
+  const expected = chunkSizeFor(manifest.size);
+  if (manifest.chunkSize !== expected) {
+    throw new SwarmError(
+      'ERR_BAD_MANIFEST',
+      `bad manifest for ${JSON.stringify(manifest.name)}: chunk size ${manifest.chunkSize}, ` +
+        `where a file of ${manifest.size} bytes has ${expected}`,
+    );
   }
 }
 

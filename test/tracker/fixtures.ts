@@ -4,7 +4,13 @@
  */
 import { createHash } from 'node:crypto';
 import type { TestContext } from 'node:test';
-import { MIN_CHUNK_SIZE, TRACKER_PROTOCOL, TRACKER_VERSIONS } from '../../src/constants.js';
+import {
+  MAX_CHUNK_SIZE,
+  MIN_CHUNK_SIZE,
+  TARGET_MAX_CHUNKS,
+  TRACKER_PROTOCOL,
+  TRACKER_VERSIONS,
+} from '../../src/constants.js';
 import { computeFileId, type Manifest } from '../../src/storage/manifest.js';
 import { TrackerClient, type TrackerClientOptions } from '../../src/tracker/client.js';
 import { TrackerServer, type TrackerServerOptions } from '../../src/tracker/server.js';
@@ -26,13 +32,15 @@ export function idOf(label: string): Buffer {
 
 /**
  * A valid manifest for made-up content: `content` seeds the chunk hashes, so equal content gives
- * an equal file id whatever the name. The last chunk is short.
+ * an equal file id whatever the name. The last chunk is short. The chunk size is by default the one
+ * chunkSizeFor() gives the size, as a tracker requires: the smallest for up to TARGET_MAX_CHUNKS
+ * chunks, the largest beyond.
  */
 export function fakeManifest(
   name: string,
   content: string,
   chunks = 3,
-  chunkSize = MIN_CHUNK_SIZE,
+  chunkSize = chunks > TARGET_MAX_CHUNKS ? MAX_CHUNK_SIZE : MIN_CHUNK_SIZE,
 ): Manifest {
   const hashes = Buffer.alloc(chunks * 32);
   for (let i = 0; i < chunks; i++) idOf(`${content}/${i}`).copy(hashes, i * 32);

@@ -194,4 +194,58 @@ describe('MemoryTrackerStore', () => {
     // A refused file left nothing behind.
     assert.deepEqual(await store.stats(), { peers: 2, files: 3 });
   });
+
+  test('manifest bytes per peer: each file it holds counts whole, once, until it lets go', async () => {
+    // 4 chunks: 128 bytes of hashes per file; a peer may hold two such files.
+    const store = new MemoryTrackerStore({ maxManifestBytesPerPeer: 300 });
+    await store.addPeer(peer('a'));
+    await store.addPeer(peer('b'));
+    const [f1, f2, f3] = ['1', '2', '3'].map((c) => fakeManifest(c, c, 4));
+    await store.shareFile(idOf('a'), f1!);
+    await store.shareFile(idOf('a'), f2!);
+    await assert.rejects(store.shareFile(idOf('a'), f3!), { code: 'ERR_LIMIT' });
+    // Nothing was left of the refused file.
+    assert.deepEqual(await store.stats(), { peers: 2, files: 2 });
+    assert.equal(await store.locate(f3!.id, 10), null);
+    // The same file again, under another name, costs nothing more.
+    await store.shareFile(idOf('a'), fakeManifest('1 again', '1', 4));
+    assert.deepEqual(store.manifestUsage(idOf('a')), { catalog: 256, peer: 256 });
+    // Another holder pays for what it holds from its own budget, whoever announced it first;
+    // the catalog counts each file once.
+    await store.shareFile(idOf('b'), f1!);
+    await store.addChunks(idOf('b'), f2!.id, [0]);
+    assert.deepEqual(store.manifestUsage(idOf('b')), { catalog: 256, peer: 256 });
+    await assert.rejects(store.shareFile(idOf('b'), f3!), { code: 'ERR_LIMIT' });
+    // Letting go of a file gives its bytes back to that peer.
+    assert.equal(await store.removeHolding(idOf('a'), f1!.id), true);
+    await store.shareFile(idOf('a'), f3!);
+    assert.deepEqual(store.manifestUsage(idOf('a')), { catalog: 384, peer: 256 });
+    await store.removePeer(idOf('b'));
+    await store.addPeer(peer('b'));
+    assert.deepEqual(store.manifestUsage(idOf('b')), { catalog: 256, peer: 0 });
+    await store.shareFile(idOf('b'), f3!);
+  });
+
+  test('manifest bytes in the catalog: each file id counted once, freed when it leaves', async () => {
+    const store = new MemoryTrackerStore({ maxManifestBytes: 300 });
+    for (const label of ['a', 'b', 'c']) await store.addPeer(peer(label));
+    const [f1, f2, f3] = ['1', '2', '3'].map((c) => fakeManifest(c, c, 4));
+    await store.shareFile(idOf('a'), f1!);
+    // A second holder of a file adds nothing to the catalog.
+    await store.shareFile(idOf('b'), f1!);
+    await store.addChunks(idOf('c'), f1!.id, [1]);
+    await store.shareFile(idOf('b'), f2!);
+    assert.equal(store.manifestUsage().catalog, 256);
+    await assert.rejects(store.shareFile(idOf('c'), f3!), { code: 'ERR_LIMIT' });
+    assert.deepEqual(await store.stats(), { peers: 3, files: 2 });
+    // f1 stays while anyone holds it.
+    await store.removePeer(idOf('a'));
+    await store.removePeer(idOf('b'));
+    assert.equal(store.manifestUsage().catalog, 128);
+    await store.shareFile(idOf('c'), f3!);
+    assert.equal(await store.removeHolding(idOf('c'), f1!.id), true);
+    assert.equal(await store.removeHolding(idOf('c'), f3!.id), true);
+    assert.deepEqual(store.manifestUsage(), { catalog: 0, peer: 0 });
+    assert.deepEqual(await store.stats(), { peers: 1, files: 0 });
+  });
 });

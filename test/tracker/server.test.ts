@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { TRACKER_PROTOCOL } from '../../src/constants.js';
+import { MIN_CHUNK_SIZE, TRACKER_PROTOCOL } from '../../src/constants.js';
 import { RemoteError } from '../../src/errors.js';
+import { chunkSizeFor, validateManifest } from '../../src/storage/manifest.js';
+import { MemoryTrackerStore } from '../../src/tracker/memory-store.js';
 import { TrackerServer } from '../../src/tracker/server.js';
 import { FramedConnection, connectTcp } from '../../src/wire/connection.js';
 import { clientHandshake, decodeHandshakeReply, encodeHello } from '../../src/wire/handshake.js';
@@ -224,6 +226,62 @@ describe('ANNOUNCE', () => {
       ],
     );
     assert.notDeepEqual(files[0]!.id, files[1]!.id);
+  });
+});
+
+describe('ANNOUNCE: manifests the tracker keeps', () => {
+  test('a chunk size other than the one chunkSizeFor picks is refused, file by file', T, async (t) => {
+    const { port } = await startTracker(t);
+    const client = await registeredClient(t, port, 'a');
+    // Valid manifests that no swarmshare peer makes: peers still accept them from each other.
+    const doubled = fakeManifest('doubled', 'doubled', 3, 2 * MIN_CHUNK_SIZE);
+    const tooMany = fakeManifest('too-many', 'too-many', 5000, MIN_CHUNK_SIZE);
+    for (const m of [doubled, tooMany]) {
+      validateManifest(m);
+      assert.notEqual(m.chunkSize, chunkSizeFor(m.size));
+    }
+    const honest = [fakeManifest('small', 'small', 3), fakeManifest('huge', 'huge', 5000)];
+    const results = await client.announce([honest[0]!, doubled, tooMany, honest[1]!]);
+    assert.deepEqual(
+      results.map((r) => r.code),
+      ['', 'ERR_BAD_MANIFEST', 'ERR_BAD_MANIFEST', ''],
+    );
+    assert.deepEqual(await listedIds(client), honest.map((m) => m.id.toString('hex')).sort());
+  });
+
+  test('manifest bytes are bounded per peer and in all: ERR_LIMIT per file', T, async (t) => {
+    // 4096 chunks: 128 KiB of hashes per file. A peer may hold 2 of them, the catalog 3.
+    const perFile = 4096 * 32;
+    const store = new MemoryTrackerStore({
+      maxManifestBytesPerPeer: 2 * perFile + 1000,
+      maxManifestBytes: 3 * perFile + 1000,
+    });
+    const { port } = await startTracker(t, { store });
+    const files = Array.from({ length: 5 }, (_, i) => fakeManifest(`f${i}`, `f${i}`, 4096));
+    const a = await registeredClient(t, port, 'a');
+    assert.deepEqual(
+      (await a.announce(files.slice(0, 3))).map((r) => r.code),
+      ['', '', 'ERR_LIMIT'],
+    );
+    // Another peer holding one of a's files adds nothing to the catalog; one new file fills it.
+    const b = await registeredClient(t, port, 'b');
+    assert.deepEqual(
+      (await b.announce([files[0]!, files[2]!])).map((r) => r.code),
+      ['', ''],
+    );
+    assert.equal((await b.list()).total, 3);
+    const c = await registeredClient(t, port, 'c');
+    assert.deepEqual(
+      (await c.announce([files[3]!])).map((r) => r.code),
+      ['ERR_LIMIT'],
+    );
+    // A peer that leaves takes its bytes with it (f1 was a's alone); what b holds stays.
+    a.close();
+    await waitFor(async () => (await b.list()).total === 2, 'a to be removed');
+    assert.deepEqual(
+      (await c.announce([files[3]!, files[4]!])).map((r) => r.code),
+      ['', 'ERR_LIMIT'],
+    );
   });
 });
 

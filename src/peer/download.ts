@@ -11,6 +11,14 @@
  * Every chunk is checked against the manifest (exact length and SHA-256) before it is written. A source
  * that disconnects or times out loses its requests to the others and may be reconnected later; one that
  * sends MAX_BAD_CHUNKS_PER_SOURCE bad chunks, or breaks the protocol, is dropped for good.
+ *
+ * Progress is a verified chunk, nothing else: connecting to sources and asking them for chunks is
+ * not. With no chunk verified for noSourceTimeoutMs the download fails with ERR_NO_SOURCES, after
+ * giving the requests in flight at that moment (and a chunk being verified) until their own
+ * deadline (chunkTimeoutMs from when each was sent) to deliver; requests made after that moment do
+ * not extend it. So a source that accepts requests and never answers fails the download within
+ * noSourceTimeoutMs + chunkTimeoutMs, while a slow source that does deliver (each chunk within its
+ * request deadline) keeps it going.
  */
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
@@ -57,7 +65,10 @@ export interface DownloadOptions {
   onChunk?: (index: number, fromPeerId: string) => void;
   logger?: Logger;
   relocateIntervalMs?: number;
-  /** Fail with ERR_NO_SOURCES after this long without a usable source. */
+  /**
+   * Fail with ERR_NO_SOURCES after this long without a verified chunk (requests in flight then get
+   * until their own deadline; see the top of this file).
+   */
   noSourceTimeoutMs?: number;
   /** A chunk request unanswered this long is given to another source. */
   chunkTimeoutMs?: number;
@@ -119,6 +130,14 @@ const MAX_BACKOFF_INTERVALS = 16;
 const RATE_WINDOW_MS = 5_000;
 const RATE_SAMPLE_MS = 250;
 
+/** Identifies one chunk request (by identity) and when it was sent. */
+interface RequestToken {
+  sentAt: number;
+}
+
+/** While the no-progress deadline waits for a chunk being verified, it looks again this often. */
+const WRITE_POLL_MS = 50;
+
 interface Source {
   peerId: string;
   info: SourceInfo;
@@ -130,7 +149,7 @@ interface Source {
   connecting: boolean;
   everConnected: boolean;
   /** In-flight requests: chunk index → a token identifying that very request. */
-  inFlight: Map<number, object>;
+  inFlight: Map<number, RequestToken>;
   bytes: number;
   badChunks: number;
   failures: number;
@@ -176,7 +195,10 @@ export class Download extends EventEmitter<DownloadEvents> {
   private finalPath: string | null = null;
   private startedAt = 0;
   private verifiedBytes = 0;
-  private lastUsableAt = 0;
+  /** When a chunk was last verified (or the download started or resumed). */
+  private lastProgressAt = 0;
+  /** Past the no-progress deadline: when the requests in flight at that moment are due (0: not past it). */
+  private graceUntil = 0;
   private locating = false;
   private relocateTimer: NodeJS.Timeout | null = null;
   private watchdog: NodeJS.Timeout | null = null;
@@ -211,7 +233,7 @@ export class Download extends EventEmitter<DownloadEvents> {
         this.settle?.reject(cancelledError(this.manifest));
       } else {
         this.startedAt = Date.now();
-        this.lastUsableAt = this.startedAt;
+        this.lastProgressAt = this.startedAt;
         this.rateSamples.push({ at: this.startedAt, bytes: 0 });
         this.begin().catch((err: unknown) => this.fail(err));
       }
@@ -242,7 +264,7 @@ export class Download extends EventEmitter<DownloadEvents> {
     if (!this.paused || this.finished) return false;
     this.paused = false;
     // The time spent paused does not count against the sources.
-    this.lastUsableAt = Date.now();
+    this.noteProgress();
     this.logger.info({ verified: this.have.setCount }, 'download resumed');
     this.emit('progress', this.progress);
     this.pump();
@@ -363,31 +385,71 @@ export class Download extends EventEmitter<DownloadEvents> {
     this.requested.clear();
   }
 
-  /** Fails the download once no source has been usable for noSourceTimeoutMs. */
-  private armWatchdog(): void {
-    const due = this.lastUsableAt + this.noSourceTimeoutMs - Date.now();
+  /** Restarts the no-progress deadline; ends a grace period (its timer is set for the old one). */
+  private noteProgress(): void {
+    this.lastProgressAt = Date.now();
+    if (this.graceUntil === 0 || !this.watchdog) return;
+    this.graceUntil = 0;
+    clearTimeout(this.watchdog);
+    this.armWatchdog();
+  }
+
+  /** Checks progress when the no-progress deadline is due (or after `delayMs`). */
+  private armWatchdog(delayMs?: number): void {
+    const due = delayMs ?? this.lastProgressAt + this.noSourceTimeoutMs - Date.now();
     this.watchdog = setTimeout(
       () => {
         this.watchdog = null;
-        if (this.finished) return;
-        const busy = this.requested.size > 0 || this.writing.size > 0;
-        // A paused download has no sources in use by choice: that is not a reason to fail.
-        if (busy || this.paused) this.lastUsableAt = Date.now();
-        if (Date.now() - this.lastUsableAt >= this.noSourceTimeoutMs) {
-          const known = [...this.sources.values()].filter((s) => s.listed && !s.dropped).length;
-          void this.fail(
-            new SwarmError(
-              'ERR_NO_SOURCES',
-              `no usable source for ${this.manifest.name} in ${this.noSourceTimeoutMs} ms ` +
-                `(${this.have.setCount} of ${this.totalChunks} chunks verified, ${known} sources known)`,
-            ),
-          );
-          return;
-        }
-        this.armWatchdog();
+        this.checkProgress();
       },
       Math.max(due, 1),
     );
+  }
+
+  /**
+   * Fails the download once no chunk has been verified for noSourceTimeoutMs and the requests in
+   * flight at that moment have had until their deadline to deliver (see the top of this file).
+   */
+  private checkProgress(): void {
+    if (this.finished) return;
+    const now = Date.now();
+    // A paused download has no sources in use by choice: that is not a reason to fail.
+    if (this.paused) this.lastProgressAt = now;
+    if (now < this.lastProgressAt + this.noSourceTimeoutMs) {
+      this.graceUntil = 0;
+      this.armWatchdog();
+      return;
+    }
+    // Only the requests in flight now may still deliver in time; later ones do not move this.
+    if (this.graceUntil === 0) this.graceUntil = Math.max(now, this.latestRequestDeadline());
+    if (now < this.graceUntil) {
+      this.armWatchdog(this.graceUntil - now);
+      return;
+    }
+    // A chunk that arrived is being verified and written: its outcome decides.
+    if (this.writing.size > 0) {
+      this.armWatchdog(WRITE_POLL_MS);
+      return;
+    }
+    const known = [...this.sources.values()].filter((s) => s.listed && !s.dropped).length;
+    void this.fail(
+      new SwarmError(
+        'ERR_NO_SOURCES',
+        `no source delivered a chunk of ${this.manifest.name} in ${this.noSourceTimeoutMs} ms ` +
+          `(${this.have.setCount} of ${this.totalChunks} chunks verified, ${known} sources known)`,
+      ),
+    );
+  }
+
+  /** When the last of the requests in flight now is due (0 if none is in flight). */
+  private latestRequestDeadline(): number {
+    let latest = 0;
+    for (const source of this.sources.values()) {
+      for (const token of source.inFlight.values()) {
+        latest = Math.max(latest, token.sentAt + this.chunkTimeoutMs);
+      }
+    }
+    return latest;
   }
 
   // ---- Sources -----------------------------------------------------------------------------------
@@ -636,12 +698,11 @@ export class Download extends EventEmitter<DownloadEvents> {
 
   private request(source: Source, index: number): void {
     const client = source.client!;
-    const token = {};
+    const token: RequestToken = { sentAt: Date.now() };
     source.inFlight.set(index, token);
     let holders = this.requested.get(index);
     if (!holders) this.requested.set(index, (holders = new Set()));
     holders.add(source);
-    this.lastUsableAt = Date.now();
     client
       .requestChunk(this.fileId, index)
       .then(
@@ -658,12 +719,11 @@ export class Download extends EventEmitter<DownloadEvents> {
     if (holders.size === 0) this.requested.delete(index);
   }
 
-  private onRequestFailed(source: Source, index: number, token: object, err: unknown): void {
+  private onRequestFailed(source: Source, index: number, token: RequestToken, err: unknown): void {
     if (source.inFlight.get(index) !== token) return; // cancelled by us, or the source already closed
     source.inFlight.delete(index);
     this.removeHolder(index, source);
     if (this.finished) return;
-    this.lastUsableAt = Date.now();
     if (err instanceof RemoteError) {
       // It does not have the chunk after all (its tracker entry was stale): ask someone else.
       this.logger.debug({ peer: source.peerId, index, code: err.code }, 'source refused a chunk');
@@ -677,13 +737,12 @@ export class Download extends EventEmitter<DownloadEvents> {
     this.pump();
   }
 
-  private async onChunkData(source: Source, index: number, token: object, data: Buffer): Promise<void> {
+  private async onChunkData(source: Source, index: number, token: RequestToken, data: Buffer): Promise<void> {
     if (source.inFlight.get(index) === token) {
       source.inFlight.delete(index);
       this.removeHolder(index, source);
     }
     if (this.finished) return;
-    this.lastUsableAt = Date.now();
     if (this.have.has(index) || this.writing.has(index)) {
       this.pump(); // a duplicate from the end game: the other copy won
       return;
@@ -717,6 +776,7 @@ export class Download extends EventEmitter<DownloadEvents> {
   /** A verified, written chunk: record it, cancel any duplicate request, report, go on or finish. */
   private accept(source: Source, index: number, length: number): void {
     this.have.set(index);
+    this.noteProgress();
     this.verifiedBytes += length;
     source.bytes += length;
     source.failures = 0;

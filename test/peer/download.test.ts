@@ -431,3 +431,56 @@ test('a paused download does not fail for want of sources; resumed, it does', li
   d.download.resume();
   await assert.rejects(running, { code: 'ERR_NO_SOURCES' });
 });
+
+test(
+  'a source that takes requests and never answers: ERR_NO_SOURCES soon after the timeout',
+  limits,
+  async (t) => {
+    const file = await sourceFile(t, 4);
+    const stalled = await startSeeder(t, file, { stall: true });
+    const noSourceTimeoutMs = 1000;
+    const chunkTimeoutMs = 500;
+    // Reconnects come quickly (at most 16 relocate intervals apart), so the source always looks busy.
+    const d = await downloader(t, file, () => [stalled.source()], {
+      noSourceTimeoutMs,
+      chunkTimeoutMs,
+      relocateIntervalMs: 20,
+    });
+    const startedAt = Date.now();
+    const running = d.download.start();
+    running.catch(() => {});
+    // Wide margin for a loaded machine; without the fix it would run for minutes.
+    const bound = noSourceTimeoutMs + chunkTimeoutMs + 6000;
+    const outcome = await Promise.race([
+      running.then(
+        () => 'completed',
+        (err: { code?: string }) => err.code ?? 'failed',
+      ),
+      new Promise<string>((resolve) => setTimeout(resolve, bound, 'still running').unref()),
+    ]);
+    assert.equal(outcome, 'ERR_NO_SOURCES');
+    const elapsed = Date.now() - startedAt;
+    assert.ok(elapsed >= noSourceTimeoutMs, `failed after ${elapsed} ms`);
+    assert.ok(stalled.reads() > 0, 'requests reached the source');
+    assert.ok(
+      d.lost.some(([, reason]) => reason === 'timeout'),
+      'its requests timed out',
+    );
+    assert.deepEqual(await fs.readdir(d.dir), ['.swarmshare']);
+    assert.deepEqual(await fs.readdir(path.join(d.stateDir, PARTIAL_DIR_NAME)), []);
+  },
+);
+
+test('a slow source that delivers each chunk within its deadline is not failed', limits, async (t) => {
+  const file = await sourceFile(t, 4);
+  // Each chunk takes longer than the no-source timeout, well within the request deadline.
+  const slow = await startSeeder(t, file, { delayMs: 400 });
+  const d = await downloader(t, file, () => [slow.source()], {
+    noSourceTimeoutMs: 150,
+    chunkTimeoutMs: 10_000,
+    requestsPerSource: 1,
+  });
+  const result = await d.download.start();
+  await assertOnlyResult(d, result, file);
+  assert.equal(bytesFrom(result, slow.peerId), file.manifest.size);
+});

@@ -361,7 +361,11 @@ export class PeerMesh extends EventEmitter<PeerMeshEvents> {
     link.on('peers', (peers) => {
       if (entry.peer && entry.link === link) for (const peer of peers) this.addHost(peer, 'pex');
     });
-    link.on('greeted', () => this.markTried(entry));
+    link.on('greeted', () => {
+      this.markTried(entry);
+      // Announced only now, so that whoever hears of the peer can already see what it offers.
+      if (entry.peer && entry.link === link) this.emit('peer-up', entry.peer);
+    });
     link.on('close', (reason) => this.unlink(entry, link, reason));
   }
 
@@ -393,7 +397,6 @@ export class PeerMesh extends EventEmitter<PeerMeshEvents> {
     entry.peer = peer;
     this.live.set(peerId, entry);
     this.logger.info({ host: entry.key, peer: peerId, name: info.name }, 'peer connected');
-    this.emit('peer-up', peer);
   }
 
   private unlink(entry: HostEntry, link: MeshLink, reason: Error | undefined): void {
@@ -413,7 +416,8 @@ export class PeerMesh extends EventEmitter<PeerMeshEvents> {
     this.markTried(entry);
     if (peer) {
       this.logger.info({ host: entry.key, peer: peer.peerId }, 'peer disconnected');
-      this.emit('peer-down', peer);
+      // 'peer-down' pairs with 'peer-up', which waits for the link's greeting.
+      if (link.isGreeted) this.emit('peer-down', peer);
     }
     this.pumpSoon();
   }

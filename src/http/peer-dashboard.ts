@@ -15,11 +15,12 @@ import path from 'node:path';
 import { formatEndpoint } from '../address.js';
 import { MAX_LIST_RESULTS } from '../constants.js';
 import { errorCode, errorMessage } from '../errors.js';
-import { silentLogger, type Logger } from '../log.js';
+import type { Logger } from '../log.js';
 import type { DownloadResult } from '../peer/download.js';
 import type { ActiveDownload, PeerNode, PeerNodeEvents } from '../peer/peer-node.js';
 import { chunkCount } from '../storage/manifest.js';
 import type { SharedFile } from '../storage/shared-folder.js';
+import { Dashboard, createDashboardServer, startDashboard, type DashboardOptions } from './dashboard.js';
 import { renderPeerPage } from './pages/peer-page.js';
 import {
   described,
@@ -28,23 +29,15 @@ import {
   fileIdParams,
   fileIdSchema,
   limitSchema,
+  listingSchema,
   peerIdSchema,
   searchQuerySchema,
   timestampSchema,
 } from './schemas.js';
-import { createHttpServer, type DashboardAddress, type HttpServer } from './server.js';
-import { KeyedThrottle, SseHub } from './sse.js';
+import type { DashboardAddress, HttpServer } from './server.js';
+import { KeyedThrottle } from './sse.js';
 
-export interface PeerDashboardOptions {
-  /** Default 127.0.0.1. */
-  host?: string;
-  /** Default 0: any free port. */
-  port?: number;
-  /** The token required beyond loopback; generated if needed and not given. */
-  token?: string;
-  /** Default: required when a token is given, or when bound beyond loopback. */
-  requireToken?: boolean;
-  logger?: Logger;
+export interface PeerDashboardOptions extends DashboardOptions {
   /** Each kind of live event at most this often; default 250 ms (4 per second). */
   eventIntervalMs?: number;
 }
@@ -234,8 +227,7 @@ const catalogEntrySchema = {
   },
 } as const;
 
-export class PeerDashboard {
-  private readonly sse: SseHub;
+export class PeerDashboard extends Dashboard {
   private readonly throttle: KeyedThrottle;
   /** Downloads that ended, newest last, by file id; at most MAX_ENDED_DOWNLOADS. */
   private readonly ended = new Map<string, DownloadView>();
@@ -243,63 +235,43 @@ export class PeerDashboard {
   private readonly following = new Map<ActiveDownload, () => void>();
   private tick: NodeJS.Timeout | null = null;
   private readonly detach: (() => void)[] = [];
-  private closed = false;
 
   private constructor(
     private readonly node: PeerNode,
-    private readonly http: HttpServer,
+    http: HttpServer,
     options: PeerDashboardOptions,
     logger: Logger,
   ) {
-    this.sse = new SseHub({ logger });
+    super(http, logger);
     // Each event (downloads, shared, peers, status) at most once per interval.
     this.throttle = new KeyedThrottle(options.eventIntervalMs ?? 250, (event) => this.publish(event), logger);
   }
 
   /** Builds the dashboard of `node` (routes registered); listen() makes it reachable. */
   static async create(node: PeerNode, options: PeerDashboardOptions = {}): Promise<PeerDashboard> {
-    const logger = options.logger ?? silentLogger();
-    const http = await createHttpServer({
-      title: 'swarmshare peer',
-      description:
-        'The peer dashboard API: shared files, downloads, the peers we know, and live updates as ' +
-        'server-sent events. Requests that change things must not carry a foreign Origin. Bound ' +
-        'beyond loopback, every request needs the token (Authorization: Bearer, or the cookie set ' +
-        'by opening /?token=...).',
-      host: options.host,
-      port: options.port,
-      token: options.token,
-      requireToken: options.requireToken,
-      logger,
-    });
+    const { http, logger } = await createDashboardServer(
+      {
+        title: 'swarmshare peer',
+        description:
+          'The peer dashboard API: shared files, downloads, the peers we know, and live updates as ' +
+          'server-sent events. Requests that change things must not carry a foreign Origin. Bound ' +
+          'beyond loopback, every request needs the token (Authorization: Bearer, or the cookie set ' +
+          'by opening /?token=...).',
+      },
+      options,
+    );
     const dashboard = new PeerDashboard(node, http, options, logger);
     dashboard.registerRoutes();
     dashboard.follow();
     return dashboard;
   }
 
-  get token(): string | null {
-    return this.http.token;
-  }
-
-  listen(): Promise<DashboardAddress> {
-    return this.http.listen();
-  }
-
-  openapi(): Promise<Record<string, unknown>> {
-    return this.http.openapi();
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+  protected stopFollowing(): void {
     for (const off of this.detach.splice(0)) off();
     for (const off of this.following.values()) off();
     this.following.clear();
     this.stopTick();
     this.throttle.close();
-    this.sse.close();
-    await this.http.close();
   }
 
   // ---- Views -------------------------------------------------------------------------------------
@@ -353,14 +325,13 @@ export class PeerDashboard {
     const { app } = this.http;
     const node = this.node;
 
-    app.get('/', { schema: { hide: true } }, async (_request, reply) => {
-      const page = renderPeerPage({
+    this.servePage(() =>
+      renderPeerPage({
         status: this.status(),
         downloads: this.downloads(),
         shared: this.shared(DEFAULT_SHARED_SHOWN),
-      });
-      return reply.type('text/html; charset=utf-8').send(page);
-    });
+      }),
+    );
 
     app.get(
       '/api/status',
@@ -385,11 +356,7 @@ export class PeerDashboard {
             properties: { limit: limitSchema(DEFAULT_SHARED_SHOWN, MAX_SHARED_SHOWN) },
           },
           response: {
-            200: described('the shared files (at most `limit`)', {
-              type: 'object',
-              required: ['total', 'files'],
-              properties: { total: { type: 'integer' }, files: { type: 'array', items: sharedFileSchema } },
-            }),
+            200: described('the shared files (at most `limit`)', listingSchema('files', sharedFileSchema)),
             ...errorResponses,
           },
         },
@@ -639,7 +606,7 @@ export class PeerDashboard {
         },
       },
       (request, reply) => {
-        this.sse.open(request, reply, undefined, this.http.securityHeaders, () =>
+        this.openEvents(request, reply, undefined, () =>
           this.sse.send('downloads', { downloads: this.downloads() }),
         );
       },
@@ -766,11 +733,5 @@ export async function startPeerDashboard(
   node: PeerNode,
   options: PeerDashboardOptions = {},
 ): Promise<{ dashboard: PeerDashboard; address: DashboardAddress }> {
-  const dashboard = await PeerDashboard.create(node, options);
-  try {
-    return { dashboard, address: await dashboard.listen() };
-  } catch (err) {
-    await dashboard.close();
-    throw err;
-  }
+  return startDashboard(await PeerDashboard.create(node, options));
 }

@@ -41,6 +41,15 @@ export function limitSchema(defaultLimit: number, max: number) {
   return { type: 'integer', minimum: 1, maximum: max, default: defaultLimit } as const;
 }
 
+/** A page of a listing: `total`, how many there are, and at most `limit` of them under `key`. */
+export function listingSchema(key: string, items: object, total: object = { type: 'integer' }) {
+  return {
+    type: 'object',
+    required: ['total', key],
+    properties: { total, [key]: { type: 'array', items } },
+  } as const;
+}
+
 /** The query of a search: a part of a file name, case-insensitive; empty matches everything. */
 export const searchQuerySchema = {
   type: 'string',

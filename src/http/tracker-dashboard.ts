@@ -10,10 +10,11 @@
  */
 import { formatEndpoint } from '../address.js';
 import { MAX_LIST_RESULTS } from '../constants.js';
-import { silentLogger, type Logger } from '../log.js';
+import type { Logger } from '../log.js';
 import type { CatalogChange } from '../tracker/activity.js';
 import type { TrackerServer } from '../tracker/server.js';
 import { fileAvailability, type FileAvailability } from './availability.js';
+import { Dashboard, createDashboardServer, startDashboard, type DashboardOptions } from './dashboard.js';
 import { HttpError } from './errors.js';
 import { createTrackerMetrics } from './metrics.js';
 import { renderTrackerPage } from './pages/tracker-page.js';
@@ -24,23 +25,15 @@ import {
   fileIdParams,
   fileIdSchema,
   limitSchema,
+  listingSchema,
   peerIdSchema,
   searchQuerySchema,
   timestampSchema,
 } from './schemas.js';
-import { createHttpServer, type DashboardAddress, type HttpServer } from './server.js';
-import { KeyedThrottle, SseHub } from './sse.js';
+import type { DashboardAddress, HttpServer } from './server.js';
+import { KeyedThrottle } from './sse.js';
 
-export interface TrackerDashboardOptions {
-  /** Default 127.0.0.1. */
-  host?: string;
-  /** Default 0: any free port. */
-  port?: number;
-  /** The token required beyond loopback; generated if needed and not given. */
-  token?: string;
-  /** Default: required when a token is given, or when bound beyond loopback. */
-  requireToken?: boolean;
-  logger?: Logger;
+export interface TrackerDashboardOptions extends DashboardOptions {
   /** Live `catalog` events at most this often; default 500 ms. */
   catalogIntervalMs?: number;
   /** Live `swarm` events for one file at most this often; default 250 ms (4 per second). */
@@ -177,20 +170,18 @@ const availabilitySchema = {
   },
 } as const;
 
-export class TrackerDashboard {
-  private readonly sse: SseHub<{ file: string | null }>;
+export class TrackerDashboard extends Dashboard<{ file: string | null }> {
   private readonly catalogThrottle: KeyedThrottle;
   private readonly swarmThrottle: KeyedThrottle;
   private readonly onChange = (change: CatalogChange): void => this.changed(change);
-  private closed = false;
 
   private constructor(
     private readonly tracker: TrackerServer,
-    private readonly http: HttpServer,
+    http: HttpServer,
     options: TrackerDashboardOptions,
     logger: Logger,
   ) {
-    this.sse = new SseHub({ logger });
+    super(http, logger);
     this.catalogThrottle = new KeyedThrottle(
       options.catalogIntervalMs ?? 500,
       () => this.sendCatalogSignal(),
@@ -208,46 +199,26 @@ export class TrackerDashboard {
     tracker: TrackerServer,
     options: TrackerDashboardOptions = {},
   ): Promise<TrackerDashboard> {
-    const logger = options.logger ?? silentLogger();
-    const http = await createHttpServer({
-      title: 'swarmshare tracker',
-      description:
-        "The tracker dashboard API: the catalog, each file's chunk availability, the live peers, " +
-        'and live updates as server-sent events. Read-only. Bound beyond loopback, every request ' +
-        'needs the token (Authorization: Bearer, or the cookie set by opening /?token=...).',
-      host: options.host,
-      port: options.port,
-      token: options.token,
-      requireToken: options.requireToken,
-      logger,
-    });
+    const { http, logger } = await createDashboardServer(
+      {
+        title: 'swarmshare tracker',
+        description:
+          "The tracker dashboard API: the catalog, each file's chunk availability, the live peers, " +
+          'and live updates as server-sent events. Read-only. Bound beyond loopback, every request ' +
+          'needs the token (Authorization: Bearer, or the cookie set by opening /?token=...).',
+      },
+      options,
+    );
     const dashboard = new TrackerDashboard(tracker, http, options, logger);
     dashboard.registerRoutes();
     tracker.activity.on('change', dashboard.onChange);
     return dashboard;
   }
 
-  /** The token required, or null. */
-  get token(): string | null {
-    return this.http.token;
-  }
-
-  listen(): Promise<DashboardAddress> {
-    return this.http.listen();
-  }
-
-  openapi(): Promise<Record<string, unknown>> {
-    return this.http.openapi();
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+  protected stopFollowing(): void {
     this.tracker.activity.off('change', this.onChange);
     this.catalogThrottle.close();
     this.swarmThrottle.close();
-    this.sse.close();
-    await this.http.close();
   }
 
   // ---- Data --------------------------------------------------------------------------------------
@@ -315,13 +286,13 @@ export class TrackerDashboard {
     const { app } = this.http;
     const metrics = createTrackerMetrics(this.tracker);
 
-    app.get('/', { schema: { hide: true } }, async (_request, reply) => {
+    this.servePage(async () => {
       const [summary, files, peers] = await Promise.all([
         this.summary(),
         this.files('', DEFAULT_FILES_SHOWN),
         this.peers(DEFAULT_PEERS_SHOWN),
       ]);
-      return reply.type('text/html; charset=utf-8').send(renderTrackerPage({ summary, files, peers }));
+      return renderTrackerPage({ summary, files, peers });
     });
 
     app.get(
@@ -347,14 +318,13 @@ export class TrackerDashboard {
             properties: { q: searchQuerySchema, limit: limitSchema(DEFAULT_FILES_SHOWN, MAX_LIST_RESULTS) },
           },
           response: {
-            200: described('a page of the catalog', {
-              type: 'object',
-              required: ['total', 'files'],
-              properties: {
-                total: { type: 'integer', description: 'every match, however many are listed' },
-                files: { type: 'array', items: catalogFileSchema },
-              },
-            }),
+            200: described(
+              'a page of the catalog',
+              listingSchema('files', catalogFileSchema, {
+                type: 'integer',
+                description: 'every match, however many are listed',
+              }),
+            ),
             ...errorResponses,
           },
         },
@@ -386,11 +356,7 @@ export class TrackerDashboard {
             properties: { limit: limitSchema(DEFAULT_PEERS_SHOWN, MAX_PEERS_SHOWN) },
           },
           response: {
-            200: described('a page of the live peers', {
-              type: 'object',
-              required: ['total', 'peers'],
-              properties: { total: { type: 'integer' }, peers: { type: 'array', items: peerViewSchema } },
-            }),
+            200: described('a page of the live peers', listingSchema('peers', peerViewSchema)),
             ...errorResponses,
           },
         },
@@ -414,7 +380,7 @@ export class TrackerDashboard {
       },
       (request, reply) => {
         const file = request.query.file?.toLowerCase() ?? null;
-        this.sse.open(request, reply, { file }, this.http.securityHeaders, () => {
+        this.openEvents(request, reply, { file }, () => {
           if (file) this.swarmThrottle.trigger(file);
         });
       },
@@ -471,11 +437,5 @@ export async function startTrackerDashboard(
   tracker: TrackerServer,
   options: TrackerDashboardOptions = {},
 ): Promise<{ dashboard: TrackerDashboard; address: DashboardAddress }> {
-  const dashboard = await TrackerDashboard.create(tracker, options);
-  try {
-    return { dashboard, address: await dashboard.listen() };
-  } catch (err) {
-    await dashboard.close();
-    throw err;
-  }
+  return startDashboard(await TrackerDashboard.create(tracker, options));
 }

@@ -40,24 +40,3 @@ export function html(strings: TemplateStringsArray, ...values: unknown[]): SafeH
   values.forEach((value, i) => (out += render(value) + strings[i + 1]!));
   return new SafeHtml(out);
 }
-
-/**
- * A page: the head links the stylesheet and the page's script (a module, so it runs after the
- * document is parsed), the favicon is inline (no request that could fail), and the body follows.
- */
-export function page(options: { title: string; script: string; body: SafeHtml }): string {
-  return html`<!doctype html>
-    <html lang="en">
-      <head>
-        <meta charset="utf-8" />
-        <meta name="viewport" content="width=device-width, initial-scale=1" />
-        <title>${options.title}</title>
-        <link rel="icon" href="data:," />
-        <link rel="stylesheet" href="/assets/style.css" />
-        <script type="module" src="${`/assets/${options.script}`}"></script>
-      </head>
-      <body>
-        ${options.body}
-      </body>
-    </html> `.value;
-}

@@ -4,7 +4,8 @@
  */
 import { formatBytes } from '../../cli/format.js';
 import type { DownloadView, PeerStatus, SharedFileView } from '../peer-dashboard.js';
-import { html, page, type SafeHtml } from './html.js';
+import { html, type SafeHtml } from './html.js';
+import { dashboardPage } from './layout.js';
 
 export interface PeerPageModel {
   status: PeerStatus;
@@ -13,125 +14,118 @@ export interface PeerPageModel {
 }
 
 export function renderPeerPage({ status, downloads, shared }: PeerPageModel): string {
-  return page({
+  return dashboardPage({
     title: `swarmshare peer ${status.name}`,
     script: 'peer.js',
-    body: html`<header>
-        <h1>swarmshare <span class="role">peer</span> <span id="self-name">${status.name}</span></h1>
-        <p class="summary">
-          <code id="self-id" title="${status.peerId}">${status.peerId.slice(0, 12)}</code> · serving on
-          <span id="self-address">${status.address}</span> · uploaded
-          <span id="self-uploaded">${formatBytes(status.uploadedBytes)}</span> · trackers:
-          <span id="trackers"
-            >${status.trackers.length === 0 ? 'none' : status.trackers.map(trackerBadge)}</span
-          >
-          · <a href="/docs">API</a>
-          <span id="live" class="live" data-state="connecting">connecting…</span>
-        </p>
-        <p class="note">Folder: <code id="self-dir">${status.dir}</code></p>
-      </header>
-      <main>
-        <section id="get">
-          <h2>Download</h2>
-          <form id="get-form" autocomplete="off">
-            <input
-              id="get-input"
-              name="file"
-              required
-              placeholder="file name, id or id prefix"
-              aria-label="file to download"
-            />
-            <button type="submit">Download</button>
-          </form>
-          <p id="get-error" class="error" role="alert"></p>
-          <details id="catalog">
-            <summary>Browse what the swarm offers</summary>
-            <input
-              id="catalog-search"
-              type="search"
-              placeholder="search by name"
-              aria-label="search the catalog"
-            />
-            <table>
-              <thead>
-                <tr>
-                  <th>file</th>
-                  <th class="num">size</th>
-                  <th class="num">sources</th>
-                  <th>id</th>
-                  <th></th>
-                </tr>
-              </thead>
-              <tbody id="catalog-body"></tbody>
-            </table>
-            <p id="catalog-note" class="note"></p>
-          </details>
-        </section>
-        <section id="downloads">
-          <h2>Downloads</h2>
-          <table>
-            <thead>
-              <tr>
-                <th>file</th>
-                <th>progress</th>
-                <th class="num">speed</th>
-                <th class="num">ETA</th>
-                <th>sources (bytes each)</th>
-                <th></th>
-              </tr>
-            </thead>
-            <tbody id="downloads-body">
-              ${downloads.map(downloadRow)}
-            </tbody>
-          </table>
-          <p id="downloads-note" class="note">${downloads.length === 0 ? 'No downloads yet.' : ''}</p>
-        </section>
-        <section id="shared">
-          <h2>Shared files</h2>
-          <form id="share-form" autocomplete="off">
-            <input
-              id="share-input"
-              name="path"
-              required
-              placeholder="path inside the folder"
-              aria-label="path to share"
-            />
-            <button type="submit">Share</button>
-          </form>
-          <p id="share-error" class="error" role="alert"></p>
+    role: 'peer',
+    heading: html` <span id="self-name">${status.name}</span>`,
+    summary: html`<code id="self-id" title="${status.peerId}">${status.peerId.slice(0, 12)}</code> · serving
+      on <span id="self-address">${status.address}</span> · uploaded
+      <span id="self-uploaded">${formatBytes(status.uploadedBytes)}</span> · trackers:
+      <span id="trackers"
+        >${status.trackers.length === 0 ? 'none' : status.trackers.map(trackerBadge)}</span
+      >`,
+    note: html`<p class="note">Folder: <code id="self-dir">${status.dir}</code></p>`,
+    main: html`<section id="get">
+        <h2>Download</h2>
+        <form id="get-form" autocomplete="off">
+          <input
+            id="get-input"
+            name="file"
+            required
+            placeholder="file name, id or id prefix"
+            aria-label="file to download"
+          />
+          <button type="submit">Download</button>
+        </form>
+        <p id="get-error" class="error" role="alert"></p>
+        <details id="catalog">
+          <summary>Browse what the swarm offers</summary>
+          <input
+            id="catalog-search"
+            type="search"
+            placeholder="search by name"
+            aria-label="search the catalog"
+          />
           <table>
             <thead>
               <tr>
                 <th>file</th>
                 <th class="num">size</th>
-                <th class="num">chunks</th>
+                <th class="num">sources</th>
                 <th>id</th>
                 <th></th>
               </tr>
             </thead>
-            <tbody id="shared-body">
-              ${shared.files.map(sharedRow)}
-            </tbody>
+            <tbody id="catalog-body"></tbody>
           </table>
-          <p id="shared-note" class="note">${sharedNote(shared.total, shared.files.length)}</p>
-        </section>
-        <section id="peers">
-          <h2>Peers</h2>
-          <table>
-            <thead>
-              <tr>
-                <th>name</th>
-                <th>id</th>
-                <th>address</th>
-                <th>file</th>
-                <th class="num">chunks</th>
-              </tr>
-            </thead>
-            <tbody id="peers-body"></tbody>
-          </table>
-          <p id="peers-note" class="note"></p>
-        </section>
-      </main>`,
+          <p id="catalog-note" class="note"></p>
+        </details>
+      </section>
+      <section id="downloads">
+        <h2>Downloads</h2>
+        <table>
+          <thead>
+            <tr>
+              <th>file</th>
+              <th>progress</th>
+              <th class="num">speed</th>
+              <th class="num">ETA</th>
+              <th>sources (bytes each)</th>
+              <th></th>
+            </tr>
+          </thead>
+          <tbody id="downloads-body">
+            ${downloads.map(downloadRow)}
+          </tbody>
+        </table>
+        <p id="downloads-note" class="note">${downloads.length === 0 ? 'No downloads yet.' : ''}</p>
+      </section>
+      <section id="shared">
+        <h2>Shared files</h2>
+        <form id="share-form" autocomplete="off">
+          <input
+            id="share-input"
+            name="path"
+            required
+            placeholder="path inside the folder"
+            aria-label="path to share"
+          />
+          <button type="submit">Share</button>
+        </form>
+        <p id="share-error" class="error" role="alert"></p>
+        <table>
+          <thead>
+            <tr>
+              <th>file</th>
+              <th class="num">size</th>
+              <th class="num">chunks</th>
+              <th>id</th>
+              <th></th>
+            </tr>
+          </thead>
+          <tbody id="shared-body">
+            ${shared.files.map(sharedRow)}
+          </tbody>
+        </table>
+        <p id="shared-note" class="note">${sharedNote(shared.total, shared.files.length)}</p>
+      </section>
+      <section id="peers">
+        <h2>Peers</h2>
+        <table>
+          <thead>
+            <tr>
+              <th>name</th>
+              <th>id</th>
+              <th>address</th>
+              <th>file</th>
+              <th class="num">chunks</th>
+            </tr>
+          </thead>
+          <tbody id="peers-body"></tbody>
+        </table>
+        <p id="peers-note" class="note"></p>
+      </section>`,
   });
 }
 

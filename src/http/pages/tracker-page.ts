@@ -4,7 +4,8 @@
  */
 import { formatBytes } from '../../cli/format.js';
 import type { CatalogFile, TrackerPeerView, TrackerSummary } from '../tracker-dashboard.js';
-import { html, page, type SafeHtml } from './html.js';
+import { html, type SafeHtml } from './html.js';
+import { dashboardPage } from './layout.js';
 
 export interface TrackerPageModel {
   summary: TrackerSummary;
@@ -13,69 +14,62 @@ export interface TrackerPageModel {
 }
 
 export function renderTrackerPage({ summary, files, peers }: TrackerPageModel): string {
-  return page({
+  return dashboardPage({
     title: 'swarmshare tracker',
     script: 'tracker.js',
-    body: html`<header>
-        <h1>swarmshare <span class="role">tracker</span></h1>
-        <p class="summary">
-          <span id="summary-peers">${summary.peers}</span> peers ·
-          <span id="summary-files">${summary.files}</span> files · up since
-          <time id="summary-since" datetime="${summary.startedAt}">${summary.startedAt}</time> ·
-          <a href="/metrics">metrics</a> · <a href="/docs">API</a>
-          <span id="live" class="live" data-state="connecting">connecting…</span>
+    role: 'tracker',
+    summary: html`<span id="summary-peers">${summary.peers}</span> peers ·
+      <span id="summary-files">${summary.files}</span> files · up since
+      <time id="summary-since" datetime="${summary.startedAt}">${summary.startedAt}</time> ·
+      <a href="/metrics">metrics</a>`,
+    main: html`<section id="catalog">
+        <h2>Catalog</h2>
+        <input id="search" type="search" placeholder="search by name" aria-label="search the catalog" />
+        <table>
+          <thead>
+            <tr>
+              <th>file</th>
+              <th class="num">size</th>
+              <th class="num">chunks</th>
+              <th class="num" title="live peers with every chunk / with any chunk">sources</th>
+              <th>completeness</th>
+              <th>id</th>
+            </tr>
+          </thead>
+          <tbody id="files-body">
+            ${files.files.map(fileRow)}
+          </tbody>
+        </table>
+        <p id="files-note" class="note">${filesNote(files.total, files.files.length)}</p>
+      </section>
+      <section id="swarm" hidden>
+        <h2>Swarm of <span id="swarm-name"></span></h2>
+        <p id="swarm-stats" class="note"></p>
+        <canvas id="swarm-map" width="960" height="80" aria-label="chunk availability map"></canvas>
+        <p class="legend">
+          Top strip: how many live peers hold each chunk (red: nobody, darker green: more peers). Below: one
+          row per peer, a filled cell for each chunk it holds.
         </p>
-      </header>
-      <main>
-        <section id="catalog">
-          <h2>Catalog</h2>
-          <input id="search" type="search" placeholder="search by name" aria-label="search the catalog" />
-          <table>
-            <thead>
-              <tr>
-                <th>file</th>
-                <th class="num">size</th>
-                <th class="num">chunks</th>
-                <th class="num" title="live peers with every chunk / with any chunk">sources</th>
-                <th>completeness</th>
-                <th>id</th>
-              </tr>
-            </thead>
-            <tbody id="files-body">
-              ${files.files.map(fileRow)}
-            </tbody>
-          </table>
-          <p id="files-note" class="note">${filesNote(files.total, files.files.length)}</p>
-        </section>
-        <section id="swarm" hidden>
-          <h2>Swarm of <span id="swarm-name"></span></h2>
-          <p id="swarm-stats" class="note"></p>
-          <canvas id="swarm-map" width="960" height="80" aria-label="chunk availability map"></canvas>
-          <p class="legend">
-            Top strip: how many live peers hold each chunk (red: nobody, darker green: more peers). Below: one
-            row per peer, a filled cell for each chunk it holds.
-          </p>
-        </section>
-        <section id="peers">
-          <h2>Peers</h2>
-          <table>
-            <thead>
-              <tr>
-                <th>name</th>
-                <th>id</th>
-                <th>address</th>
-                <th class="num">files</th>
-                <th class="num">bytes served</th>
-                <th>connected since</th>
-              </tr>
-            </thead>
-            <tbody id="peers-body">
-              ${peers.peers.map(peerRow)}
-            </tbody>
-          </table>
-          <p id="peers-note" class="note">${peers.total === 0 ? 'No peer is connected.' : ''}</p>
-        </section>
-      </main>`,
+      </section>
+      <section id="peers">
+        <h2>Peers</h2>
+        <table>
+          <thead>
+            <tr>
+              <th>name</th>
+              <th>id</th>
+              <th>address</th>
+              <th class="num">files</th>
+              <th class="num">bytes served</th>
+              <th>connected since</th>
+            </tr>
+          </thead>
+          <tbody id="peers-body">
+            ${peers.peers.map(peerRow)}
+          </tbody>
+        </table>
+        <p id="peers-note" class="note">${peers.total === 0 ? 'No peer is connected.' : ''}</p>
+      </section>`,
   });
 }
 

@@ -9,7 +9,8 @@ import {
   MIN_CHUNK_SIZE,
 } from '../../src/constants.js';
 import { Bitfield } from '../../src/storage/bitfield.js';
-import { ProtocolError, Writer } from '../../src/wire/codec.js';
+import { Writer } from '../../src/wire/codec.js';
+import { codecConformance, isProtocolError } from '../helpers/codec-conformance.js';
 import {
   PeerType,
   decodePeerMessage,
@@ -20,8 +21,6 @@ import {
   type PeerMessage,
 } from '../../src/wire/peer-messages.js';
 
-const isProtocolError = (err: unknown): boolean =>
-  err instanceof ProtocolError && err.code === 'ERR_PROTOCOL';
 const hex = (byte: string, count: number): string => byte.repeat(count);
 const filled = (byte: number, length = 32): Buffer => Buffer.alloc(length, byte);
 
@@ -139,36 +138,13 @@ describe('peer messages', () => {
     }
   });
 
-  test('every message type round-trips', () => {
-    const seen = new Set<string>();
-    for (const msg of samples()) {
-      assert.deepEqual(decodePeerMessage(encodePeerMessage(msg)), msg, msg.type);
-      seen.add(msg.type);
-    }
-    assert.equal(seen.size, Object.keys(PeerType).length);
-  });
-
-  test('any truncation throws ProtocolError and nothing else', () => {
-    for (const msg of samples()) {
-      const bytes = encodePeerMessage(msg);
-      // A PIECE's data is the rest of the frame: any cut after its header is a shorter chunk.
-      const cuts = msg.type === 'piece' ? 9 : bytes.length;
-      for (let cut = 0; cut < cuts; cut++) {
-        assert.throws(
-          () => decodePeerMessage(bytes.subarray(0, cut)),
-          isProtocolError,
-          `${msg.type} cut at ${cut}`,
-        );
-      }
-    }
-  });
-
-  test('trailing bytes are refused', () => {
-    for (const msg of samples()) {
-      if (msg.type === 'piece') continue;
-      const bytes = Buffer.concat([encodePeerMessage(msg), Buffer.from([0])]);
-      assert.throws(() => decodePeerMessage(bytes), isProtocolError, msg.type);
-    }
+  codecConformance({
+    encode: encodePeerMessage,
+    decode: decodePeerMessage,
+    samples,
+    typeCount: Object.keys(PeerType).length,
+    // A PIECE's data is the rest of the frame: only its 9-byte header must be whole.
+    fixedPart: (msg) => (msg.type === 'piece' ? 9 : undefined),
   });
 
   test('random bytes decode or throw ProtocolError, nothing else', () => {

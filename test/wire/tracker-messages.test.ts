@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { MAX_CHUNKS, MIN_CHUNK_SIZE } from '../../src/constants.js';
 import { Bitfield } from '../../src/storage/bitfield.js';
-import { ProtocolError, Writer } from '../../src/wire/codec.js';
+import { Writer } from '../../src/wire/codec.js';
+import { codecConformance, isProtocolError } from '../helpers/codec-conformance.js';
 import {
   TrackerType,
   decodeTrackerMessage,
@@ -10,8 +11,6 @@ import {
   type TrackerMessage,
 } from '../../src/wire/tracker-messages.js';
 
-const isProtocolError = (err: unknown): boolean =>
-  err instanceof ProtocolError && err.code === 'ERR_PROTOCOL';
 const hex = (byte: string, count: number): string => byte.repeat(count);
 const filled = (byte: number, length = 32): Buffer => Buffer.alloc(length, byte);
 
@@ -124,33 +123,11 @@ describe('tracker messages', () => {
     }
   });
 
-  test('every message type round-trips', () => {
-    const seen = new Set<string>();
-    for (const msg of samples()) {
-      assert.deepEqual(decodeTrackerMessage(encodeTrackerMessage(msg)), msg, msg.type);
-      seen.add(msg.type);
-    }
-    assert.equal(seen.size, Object.keys(TrackerType).length);
-  });
-
-  test('any truncation throws ProtocolError and nothing else', () => {
-    for (const msg of samples()) {
-      const bytes = encodeTrackerMessage(msg);
-      for (let cut = 0; cut < bytes.length; cut++) {
-        assert.throws(
-          () => decodeTrackerMessage(bytes.subarray(0, cut)),
-          isProtocolError,
-          `${msg.type} cut at ${cut}`,
-        );
-      }
-    }
-  });
-
-  test('trailing bytes are refused', () => {
-    for (const msg of samples()) {
-      const bytes = Buffer.concat([encodeTrackerMessage(msg), Buffer.from([0])]);
-      assert.throws(() => decodeTrackerMessage(bytes), isProtocolError, msg.type);
-    }
+  codecConformance({
+    encode: encodeTrackerMessage,
+    decode: decodeTrackerMessage,
+    samples,
+    typeCount: Object.keys(TrackerType).length,
   });
 
   test('an unknown message type is refused', () => {

@@ -39,7 +39,6 @@ import { readFileChunk, type SharedFile } from '../storage/shared-folder.js';
 import { chunkCount, chunkLength, type Manifest } from '../storage/manifest.js';
 import { ProtocolError } from '../wire/codec.js';
 import { FramedConnection } from '../wire/connection.js';
-import { frameHeader } from '../wire/framing.js';
 import { serverHandshake } from '../wire/handshake.js';
 import type { RateLimiter } from './rate-limiter.js';
 import {
@@ -724,28 +723,14 @@ class ServedConnection {
    * kernel has taken all of it or the connection is gone: until then the chunk keeps its part of the
    * server's budget, so a client that does not read holds at most READS_PER_CONNECTION chunks.
    */
-  private sendPiece(request: Request, chunk: ReadChunk): Promise<void> {
-    const { socket } = this.conn;
-    const header = encodePieceHeader(request.req, request.index);
+  private async sendPiece(request: Request, chunk: ReadChunk): Promise<void> {
     this.pieceWritten();
-    return new Promise((resolve) => {
-      let done = false;
-      const flushed = (): void => {
-        if (done) return;
-        done = true;
-        this.conn.off('close', flushed);
-        chunk.release();
-        this.pieceFlushed();
-        resolve();
-      };
-      this.conn.once('close', flushed);
-      socket.cork();
-      socket.write(frameHeader(header.length + chunk.data.length));
-      socket.write(header);
-      // Called once the kernel has the last byte, or with an error if the socket is destroyed first.
-      socket.write(chunk.data, () => flushed());
-      socket.uncork();
-    });
+    try {
+      await this.conn.sendFlushed(encodePieceHeader(request.req, request.index), chunk.data);
+    } finally {
+      chunk.release();
+      this.pieceFlushed();
+    }
   }
 
   private pieceWritten(): void {

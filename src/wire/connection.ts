@@ -127,15 +127,42 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
    */
   send(...parts: Buffer[]): boolean {
     if (this.closed) return false;
+    return this.writeFrame(parts);
+  }
+
+  /**
+   * Like send(), but resolves once the frame's last byte is with the kernel, or the connection has
+   * closed: for a sender that accounts for the frame's memory until then (the chunk server).
+   */
+  sendFlushed(...parts: Buffer[]): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      let done = false;
+      const finish = (): void => {
+        if (done) return;
+        done = true;
+        this.off('close', finish);
+        resolve();
+      };
+      this.once('close', finish);
+      // The callback also runs, with an error, if the socket is destroyed before the write ends.
+      this.writeFrame(parts, () => finish());
+    });
+  }
+
+  /** Writes one frame from several parts without copying them together. */
+  private writeFrame(parts: Buffer[], onLastWritten?: () => void): boolean {
     let length = 0;
     for (const part of parts) length += part.length;
     if (parts.length === 1) {
-      return this.socket.write(Buffer.concat([frameHeader(length), parts[0]!]));
+      return this.socket.write(Buffer.concat([frameHeader(length), parts[0]!]), onLastWritten);
     }
     this.socket.cork();
     this.socket.write(frameHeader(length));
     let ok = true;
-    for (const part of parts) ok = this.socket.write(part);
+    parts.forEach((part, i) => {
+      ok = this.socket.write(part, i === parts.length - 1 ? onLastWritten : undefined);
+    });
     this.socket.uncork();
     return ok;
   }

@@ -25,6 +25,17 @@ export interface CodecUnderTest<M extends { type: string }> {
   fixedPart?(message: M): number | undefined;
 }
 
+/** Each message encodes to exactly the bytes written by hand from the layout, and decodes back. */
+export function assertGoldenBytes<M extends { type: string }>(
+  codec: Pick<CodecUnderTest<M>, 'encode' | 'decode'>,
+  cases: [message: M, expectedHex: string][],
+): void {
+  for (const [message, expected] of cases) {
+    assert.equal(codec.encode(message).toString('hex'), expected, message.type);
+    assert.deepEqual(codec.decode(Buffer.from(expected, 'hex')), message, message.type);
+  }
+}
+
 export function codecConformance<M extends { type: string }>(codec: CodecUnderTest<M>): void {
   test('every message type round-trips', () => {
     const seen = new Set<string>();

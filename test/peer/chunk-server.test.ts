@@ -48,6 +48,20 @@ async function serve(
   return { server, port };
 }
 
+/** A server of `file` whose reads all wait until `release()` (called at the latest when the test ends). */
+async function gatedServe(
+  t: TestContext,
+  file: TestFile,
+): Promise<{ server: ChunkServer; port: number; release: () => void }> {
+  const gate = deferred();
+  t.after(() => gate.resolve());
+  const served = await serve(t, async (fileId, index) => {
+    await gate.promise;
+    return fileProvider(file)(fileId, index);
+  });
+  return { ...served, release: () => gate.resolve() };
+}
+
 function fileProvider(file: TestFile): ChunkProvider {
   return (fileId, index) =>
     serveFileChunk(
@@ -158,12 +172,7 @@ test(
   limits,
   async (t) => {
     const file = await testFile(t);
-    const gate = deferred();
-    t.after(() => gate.resolve());
-    const { server, port } = await serve(t, async (fileId, index) => {
-      await gate.promise;
-      return fileProvider(file)(fileId, index);
-    });
+    const { server, port, release } = await gatedServe(t, file);
     const good = await client(t, port);
     const goodReply = good.requestChunk(file.manifest.id, 1);
     const greedy = await rawClient(t, port);
@@ -172,7 +181,7 @@ test(
       greedy.send(encodePeerMessage({ type: 'request', req, fileId: file.manifest.id, index: 0 }));
     }
     await closed(greedy);
-    gate.resolve();
+    release();
     assert.equal((await goodReply).length, MIN_CHUNK_SIZE);
     assert.equal(server.stats.connections, 1);
   },
@@ -249,18 +258,13 @@ test('a client speaking another protocol is refused with a reason', limits, asyn
 
 test('a cancelled request is not sent', limits, async (t) => {
   const file = await testFile(t);
-  const gate = deferred();
-  t.after(() => gate.resolve());
-  const { server, port } = await serve(t, async (fileId, index) => {
-    await gate.promise;
-    return fileProvider(file)(fileId, index);
-  });
+  const { server, port, release } = await gatedServe(t, file);
   const peer = await client(t, port);
   const reply = peer.requestChunk(file.manifest.id, 2);
   await waitFor(() => server.stats.connections === 1, 'connection');
   assert.equal(peer.cancel(file.manifest.id, 2), 1);
   await assert.rejects(reply, { code: 'ERR_CANCELLED' });
-  gate.resolve();
+  release();
   await waitFor(() => server.stats.cancelledRequests === 1, 'the server to drop the cancelled request');
   assert.equal(server.uploadedBytes, 0);
   assert.equal((await peer.requestChunk(file.manifest.id, 0)).length, MIN_CHUNK_SIZE);

@@ -4,8 +4,6 @@ import { describe, test, type TestContext } from 'node:test';
 import { MAX_CHUNKS, MAX_TRACKER_FRAME, TRACKER_PROTOCOL } from '../../src/constants.js';
 import { RemoteError } from '../../src/errors.js';
 import { TrackerClient } from '../../src/tracker/client.js';
-import { MemoryTrackerStore } from '../../src/tracker/memory-store.js';
-import type { FileListing } from '../../src/tracker/store.js';
 import { FramedConnection } from '../../src/wire/connection.js';
 import { serverHandshake } from '../../src/wire/handshake.js';
 import {
@@ -15,7 +13,15 @@ import {
   type TrackerReply,
 } from '../../src/wire/tracker-messages.js';
 import { waitFor } from '../helpers/wait.js';
-import { HOST, connectClient, fakeManifest, idOf, registeredClient, startTracker } from './fixtures.js';
+import {
+  HOST,
+  connectClient,
+  fakeManifest,
+  gatedListingStore,
+  idOf,
+  registeredClient,
+  startTracker,
+} from './fixtures.js';
 
 const T = { timeout: 15_000 };
 
@@ -56,20 +62,6 @@ async function fakeTracker(
   });
   await new Promise<void>((resolve) => server.listen(0, HOST, resolve));
   return (server.address() as net.AddressInfo).port;
-}
-
-/** A memory store whose listing waits until `open()` is called. */
-function gatedStore(t: TestContext): { store: MemoryTrackerStore; open: () => void } {
-  const store = new MemoryTrackerStore();
-  let open!: () => void;
-  const gate = new Promise<void>((resolve) => (open = resolve));
-  const listFiles = store.listFiles.bind(store);
-  store.listFiles = async (query: string, limit: number): Promise<FileListing> => {
-    await gate;
-    return listFiles(query, limit);
-  };
-  t.after(() => open());
-  return { store, open };
 }
 
 describe('TrackerClient.connect', () => {
@@ -188,7 +180,7 @@ describe('TrackerClient requests', () => {
 
 describe('TrackerClient closing', () => {
   test('close() fails pending requests with ERR_CLOSED, once, and is idempotent', T, async (t) => {
-    const { store } = gatedStore(t);
+    const { store } = gatedListingStore(t);
     const { port } = await startTracker(t, { store });
     const client = await connectClient(t, port);
     let closes = 0;
@@ -203,7 +195,7 @@ describe('TrackerClient closing', () => {
   });
 
   test('a request without a reply in time fails with ERR_TIMEOUT and closes the session', T, async (t) => {
-    const { store } = gatedStore(t);
+    const { store } = gatedListingStore(t);
     const { port } = await startTracker(t, { store });
     const client = await connectClient(t, port, { requestTimeoutMs: 150 });
     const closed = new Promise((resolve) => client.once('close', resolve));

@@ -13,6 +13,8 @@ import {
 } from '../../src/constants.js';
 import { computeFileId, type Manifest } from '../../src/storage/manifest.js';
 import { TrackerClient, type TrackerClientOptions } from '../../src/tracker/client.js';
+import { MemoryTrackerStore } from '../../src/tracker/memory-store.js';
+import type { FileListing } from '../../src/tracker/store.js';
 import { TrackerServer, type TrackerServerOptions } from '../../src/tracker/server.js';
 import { FramedConnection, connectTcp } from '../../src/wire/connection.js';
 import { clientHandshake } from '../../src/wire/handshake.js';
@@ -57,6 +59,20 @@ export async function startTracker(
   t.after(() => server.close());
   const { port } = await server.listen(0, HOST);
   return { server, port };
+}
+
+/** A memory store whose listing waits until `open()` is called, so requests pile up behind a LIST. */
+export function gatedListingStore(t: TestContext): { store: MemoryTrackerStore; open: () => void } {
+  const store = new MemoryTrackerStore();
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  const listFiles = store.listFiles.bind(store);
+  store.listFiles = async (query: string, limit: number): Promise<FileListing> => {
+    await gate;
+    return listFiles(query, limit);
+  };
+  t.after(() => open());
+  return { store, open };
 }
 
 /** A client of the tracker at `port`; closed when the test ends. */

@@ -14,7 +14,6 @@ import {
 import type { Manifest } from '../../src/storage/manifest.js';
 import { MemoryTrackerStore } from '../../src/tracker/memory-store.js';
 import type { TrackerServer } from '../../src/tracker/server.js';
-import type { FileListing } from '../../src/tracker/store.js';
 import { Writer } from '../../src/wire/codec.js';
 import { frameHeader } from '../../src/wire/framing.js';
 import { TrackerType, encodeTrackerMessage } from '../../src/wire/tracker-messages.js';
@@ -28,6 +27,7 @@ import {
   listedIds,
   registeredClient,
   startTracker,
+  gatedListingStore,
 } from './fixtures.js';
 
 const T = { timeout: 15_000 };
@@ -105,15 +105,7 @@ describe('bad input closes that connection only', () => {
 describe('bounds', () => {
   test('a session with too many requests in flight is closed', T, async (t) => {
     // A store whose listing waits for a gate, so requests pile up behind the first LIST.
-    const store = new MemoryTrackerStore();
-    let open!: () => void;
-    const gate = new Promise<void>((resolve) => (open = resolve));
-    const listFiles = store.listFiles.bind(store);
-    store.listFiles = async (query: string, limit: number): Promise<FileListing> => {
-      await gate;
-      return listFiles(query, limit);
-    };
-    t.after(() => open());
+    const { store, open } = gatedListingStore(t);
     const { port } = await startTracker(t, { store });
     const bystander = await registeredClient(t, port, 'bystander');
     const raw = await RawSession.open(t, port);
@@ -279,15 +271,7 @@ describe('backpressure: what waiting requests may cost', () => {
 
   test('ANNOUNCE from a session that is not registered is kept as its id alone', T, async (t) => {
     // A LIST that waits for a gate, so everything behind it stays queued.
-    const store = new MemoryTrackerStore();
-    let open!: () => void;
-    const gate = new Promise<void>((resolve) => (open = resolve));
-    t.after(() => open());
-    const listFiles = store.listFiles.bind(store);
-    store.listFiles = async (query: string, limit: number): Promise<FileListing> => {
-      await gate;
-      return listFiles(query, limit);
-    };
+    const { store, open } = gatedListingStore(t);
     const { server, port } = await startTracker(t, { store });
     const raw = await RawSession.open(t, port);
     raw.send({ type: 'list', req: 1, query: '', limit: 1 });

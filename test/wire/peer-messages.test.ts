@@ -10,7 +10,7 @@ import {
 } from '../../src/constants.js';
 import { Bitfield } from '../../src/storage/bitfield.js';
 import { Writer } from '../../src/wire/codec.js';
-import { codecConformance, isProtocolError } from '../helpers/codec-conformance.js';
+import { assertGoldenBytes, codecConformance, isProtocolError } from '../helpers/codec-conformance.js';
 import {
   PeerType,
   decodePeerMessage,
@@ -132,10 +132,7 @@ describe('peer messages', () => {
           hex('44', 32),
       ],
     ];
-    for (const [msg, expected] of cases) {
-      assert.equal(encodePeerMessage(msg).toString('hex'), expected, msg.type);
-      assert.deepEqual(decodePeerMessage(Buffer.from(expected, 'hex')), msg, msg.type);
-    }
+    assertGoldenBytes({ encode: encodePeerMessage, decode: decodePeerMessage }, cases);
   });
 
   codecConformance({

@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { MAX_CHUNKS, MIN_CHUNK_SIZE } from '../../src/constants.js';
 import { Bitfield } from '../../src/storage/bitfield.js';
 import { Writer } from '../../src/wire/codec.js';
-import { codecConformance, isProtocolError } from '../helpers/codec-conformance.js';
+import { assertGoldenBytes, codecConformance, isProtocolError } from '../helpers/codec-conformance.js';
 import {
   TrackerType,
   decodeTrackerMessage,
@@ -117,10 +117,7 @@ describe('tracker messages', () => {
           '80',
       ],
     ];
-    for (const [msg, expected] of cases) {
-      assert.equal(encodeTrackerMessage(msg).toString('hex'), expected, msg.type);
-      assert.deepEqual(decodeTrackerMessage(Buffer.from(expected, 'hex')), msg, msg.type);
-    }
+    assertGoldenBytes({ encode: encodeTrackerMessage, decode: decodeTrackerMessage }, cases);
   });
 
   codecConformance({

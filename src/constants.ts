@@ -173,3 +173,10 @@ export const MAX_TRACKER_QUEUED_BYTES = 256 * MiB;
 export const MAX_MANIFEST_BYTES_PER_PEER = 64 * MiB;
 /** Manifest hash bytes in a tracker's catalog, each file id counted once. */
 export const MAX_TRACKER_MANIFEST_BYTES = 1024 * MiB;
+
+// ---- Resumable downloads (appended by the partial-file state) -------------------------------------
+/**
+ * A download's state file (which chunks are verified) is saved at most this often while chunks
+ * arrive, and always when the download stops: a crash loses at most this much work.
+ */
+export const PARTIAL_STATE_SAVE_INTERVAL_MS = 1_000;

@@ -20,6 +20,9 @@ export type ErrorCode =
   | 'ERR_CLOSED'
   | 'ERR_IN_PROGRESS' // the same file is already being downloaded
   | 'ERR_CANCELLED' // stopped on request: a cancelled download or chunk request
+  | 'ERR_INTERRUPTED' // a download stopped (signal, shutdown) with its partial file kept for a resume
+  | 'ERR_DISK_FULL' // no space left (or over quota) where a download writes
+  | 'ERR_NOT_WRITABLE' // a download's folder cannot be written (permissions, read-only filesystem)
   | 'ERR_UNREACHABLE'
   | 'ERR_CHUNK_HASH_MISMATCH'
   | 'ERR_FILE_HASH_MISMATCH'

@@ -47,6 +47,11 @@ function rateOption(value: string): number {
   }
 }
 
+const UPLOAD_LIMIT_HELP =
+  'bytes per second uploaded at most, over all connections (e.g. 500K, 2M; K, M, G: powers of 1024)';
+const DOWNLOAD_LIMIT_HELP =
+  'bytes per second downloaded at most, over all connections (e.g. 500K, 2M; K, M, G: powers of 1024)';
+
 function positiveIntOption(value: string): number {
   const n = Number(value);
   if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive whole number');
@@ -82,11 +87,8 @@ export function buildProgram(): Command {
     .option('--host <host>', 'address to serve chunks on', DEFAULT_HOST)
     .option('--port <port>', 'port to serve chunks on (0: any free port)', portOption, 0)
     .option('--name <name>', 'a name shown to other peers (at most 64 bytes)', nameOption)
-    .option(
-      '--upload-limit <rate>',
-      'bytes per second uploaded at most (K, M, G: powers of 1024)',
-      rateOption,
-    )
+    .option('--upload-limit <rate>', UPLOAD_LIMIT_HELP, rateOption)
+    .option('--download-limit <rate>', DOWNLOAD_LIMIT_HELP, rateOption)
     .option('--log <file>', 'structured log file (default: DIR/.swarmshare/peer.log)');
   addDashboardFlags(peer).action(runPeerCommand);
 
@@ -106,6 +108,8 @@ export function buildProgram(): Command {
     .option('--out <dir>', 'folder to save into', '.')
     .option('--host <host>', 'address to serve chunks on while downloading', DEFAULT_HOST)
     .option('--json', 'print a JSON summary as the last line of stdout')
+    .option('--upload-limit <rate>', UPLOAD_LIMIT_HELP, rateOption)
+    .option('--download-limit <rate>', DOWNLOAD_LIMIT_HELP, rateOption)
     .option('--log <file>', 'also write the structured log to this file')
     .action(runGetCommand);
 

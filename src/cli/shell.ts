@@ -190,7 +190,12 @@ export class PeerShell {
     const inBackground = arg.endsWith('&');
     const nameOrId = inBackground ? arg.slice(0, -1).trim() : arg;
     if (!nameOrId) throw new Error('usage: get NAME|ID [&]');
-    const task = this.node.get(nameOrId).then((result) => this.notify(describeDownload(result)));
+    // A download stopped earlier (peer closed, killed, failed) resumes from its partial file.
+    const task = this.node.get(nameOrId).then((result) => {
+      const resumed =
+        result.resumedBytes > 0 ? ` (resumed: ${formatBytes(result.resumedBytes)} were already here)` : '';
+      this.notify(`${describeDownload(result)}${resumed}`);
+    });
     if (!inBackground) return task;
     const tracked: Promise<void> = task
       .then(undefined, (err: unknown) => {

@@ -390,7 +390,7 @@ export class ChunkServer {
     };
     try {
       if (limiter && expected) {
-        await limiter.take(expected);
+        await limiter.take(expected, share); // connections take turns
         tokens = expected;
         if (unwanted()) {
           discard();
@@ -405,7 +405,7 @@ export class ChunkServer {
       this.budget.resize(share, held, data.length);
       held = data.length;
       if (limiter && data.length !== tokens) {
-        if (data.length > tokens) await limiter.take(data.length - tokens);
+        if (data.length > tokens) await limiter.take(data.length - tokens, share);
         else limiter.refund(tokens - data.length);
         tokens = data.length;
         if (unwanted()) {

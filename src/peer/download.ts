@@ -19,6 +19,11 @@
  * not extend it. So a source that accepts requests and never answers fails the download within
  * noSourceTimeoutMs + chunkTimeoutMs, while a slow source that does deliver (each chunk within its
  * request deadline) keeps it going.
+ *
+ * The partial file outlives the download: a failure or stop() keeps it with its state, and a new
+ * Download of the same file into the same state folder resumes from it, hashing again what it
+ * claims (see PartialFile); only cancel() removes it. Before the file is moved into place it is read
+ * back whole, and a chunk that changed on disk meanwhile is fetched again.
  */
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
@@ -37,8 +42,9 @@ import { RemoteError, SwarmError, errorCode, errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { Bitfield } from '../storage/bitfield.js';
 import { chunkCount, chunkLength, type Manifest } from '../storage/manifest.js';
-import { PartialFile } from '../storage/partial-file.js';
+import { BadChunksError, PartialFile } from '../storage/partial-file.js';
 import { readFileChunk } from '../storage/shared-folder.js';
+import type { ReceiveLimiter } from '../wire/connection.js';
 import { PeerClient } from './peer-client.js';
 
 /** A peer that holds some or all of the file, as the tracker reports it. */
@@ -61,7 +67,10 @@ export interface DownloadOptions {
   stateDir: string;
   /** Called at the start and every relocateIntervalMs; errors are logged and it is asked again later. */
   findSources: () => Promise<SourceInfo[]>;
-  /** After chunk `index` is verified and written (the caller tells the tracker). */
+  /**
+   * After chunk `index` is verified and written (the caller tells the tracker); also for each chunk
+   * found verified on disk when the download resumes, with fromPeerId ''.
+   */
   onChunk?: (index: number, fromPeerId: string) => void;
   logger?: Logger;
   relocateIntervalMs?: number;
@@ -75,6 +84,11 @@ export interface DownloadOptions {
   connectTimeoutMs?: number;
   requestsPerSource?: number;
   maxSources?: number;
+  /**
+   * Caps the bytes received per second on the download's connections, shared with whatever else
+   * uses it (PeerNode's process-wide download limiter).
+   */
+  receiveLimiter?: ReceiveLimiter;
 }
 
 export interface DownloadResult {
@@ -84,6 +98,8 @@ export interface DownloadResult {
   name: string;
   size: number;
   seconds: number;
+  /** Verified bytes already on disk when it started (a resumed download); the sources gave the rest. */
+  resumedBytes: number;
   /** Every source connected during the download, with the verified bytes it supplied. */
   sources: { peerId: string; name: string; bytes: number }[];
 }
@@ -94,6 +110,8 @@ export interface DownloadProgress {
   /** Verified bytes. */
   bytes: number;
   size: number;
+  /** Of those, the bytes found verified on disk when the download resumed. */
+  resumedBytes: number;
   /** Over the last few seconds. */
   bytesPerSecond: number;
   /** Sources connected now. */
@@ -118,6 +136,8 @@ export type SourceLostReason = 'disconnected' | 'timeout' | 'bad-chunks' | 'prot
 
 export interface DownloadEvents {
   progress: [progress: DownloadProgress];
+  /** An earlier run's partial file was found: these chunks and bytes were verified again and kept. */
+  resumed: [chunks: number, bytes: number];
   source: [peerId: string, name: string];
   'source-lost': [peerId: string, reason: SourceLostReason];
 }
@@ -195,6 +215,11 @@ export class Download extends EventEmitter<DownloadEvents> {
   private finalPath: string | null = null;
   private startedAt = 0;
   private verifiedBytes = 0;
+  private resumedBytes = 0;
+  /** Closing out (finishing, failing, stopping): settles once the partial file is done with. */
+  private closing: Promise<void> | null = null;
+  /** A stop or cancel asked for while the file was being finished (its final check may need chunks). */
+  private endRequest: { error: Error; discard: boolean } | null = null;
   /** When a chunk was last verified (or the download started or resumed). */
   private lastProgressAt = 0;
   /** Past the no-progress deadline: when the requests in flight at that moment are due (0: not past it). */
@@ -241,9 +266,24 @@ export class Download extends EventEmitter<DownloadEvents> {
     return this.startPromise;
   }
 
-  /** Stops the download: start() rejects with ERR_CANCELLED once the temp file is removed. */
+  /**
+   * Stops the download for good: start() rejects with ERR_CANCELLED once the temp file and its state
+   * are removed (a failed or stopped download keeps them for a resume; a cancelled one does not).
+   */
   cancel(): void {
-    void this.fail(cancelledError(this.manifest));
+    void this.end(cancelledError(this.manifest), true);
+  }
+
+  /**
+   * Stops the download, keeping its partial file and state for a later resume: start() rejects with
+   * ERR_INTERRUPTED. Resolves once the state is saved and the file closed.
+   */
+  stop(): Promise<void> {
+    const error = new SwarmError(
+      'ERR_INTERRUPTED',
+      `download of ${this.manifest.name} stopped; the partial download is kept for a resume`,
+    );
+    return this.end(error, false);
   }
 
   /**
@@ -255,6 +295,10 @@ export class Download extends EventEmitter<DownloadEvents> {
     if (this.paused || this.finished) return false;
     this.paused = true;
     this.logger.info({ verified: this.have.setCount }, 'download paused');
+    // A pause may be long: what is verified so far is saved now rather than at the next chunk.
+    this.partial
+      ?.saveNow()
+      .catch((err: unknown) => this.logger.warn({ err: errorMessage(err) }, 'cannot save state'));
     this.emit('progress', this.progress);
     return true;
   }
@@ -305,6 +349,7 @@ export class Download extends EventEmitter<DownloadEvents> {
       totalChunks: this.totalChunks,
       bytes: this.verifiedBytes,
       size: this.manifest.size,
+      resumedBytes: this.resumedBytes,
       bytesPerSecond: this.rate(),
       sources: this.connectedSources().length,
       paused: this.paused,
@@ -314,7 +359,10 @@ export class Download extends EventEmitter<DownloadEvents> {
   // ---- Lifecycle -----------------------------------------------------------------------------------
 
   private async begin(): Promise<void> {
-    this.partialReady = PartialFile.create(this.options.stateDir, this.manifest).then(
+    // Resumes what an earlier run left in the state folder, hashing again whatever it claims.
+    this.partialReady = PartialFile.create(this.options.stateDir, this.manifest, {
+      logger: this.logger,
+    }).then(
       (partial) => partial,
       (err: unknown) => {
         void this.fail(err);
@@ -322,10 +370,14 @@ export class Download extends EventEmitter<DownloadEvents> {
       },
     );
     const partial = await this.partialReady;
-    if (!partial || this.finished) return; // fail() removes it
+    if (!partial || this.finished) return; // fail() closes it
     this.partial = partial;
-    this.logger.info({ size: this.manifest.size, chunks: this.totalChunks }, 'download started');
-    if (this.totalChunks === 0) {
+    this.adoptResumed(partial);
+    this.logger.info(
+      { size: this.manifest.size, chunks: this.totalChunks, resumed: this.have.setCount },
+      'download started',
+    );
+    if (this.have.complete) {
       await this.complete();
       return;
     }
@@ -334,10 +386,39 @@ export class Download extends EventEmitter<DownloadEvents> {
     this.relocateSafely();
   }
 
+  /** Chunks an earlier run left verified on disk count (and are offered) from the start. */
+  private adoptResumed(partial: PartialFile): void {
+    const { chunks, bytes } = partial.resumed;
+    if (chunks === 0) return;
+    for (const index of partial.have.indices()) this.have.set(index);
+    this.verifiedBytes += bytes;
+    this.resumedBytes = bytes;
+    // The rate counts what arrives from now on; the time spent hashing is no source's fault.
+    this.rateSamples.length = 0;
+    this.rateSamples.push({ at: Date.now(), bytes: this.verifiedBytes });
+    this.noteProgress();
+    for (const index of partial.have.indices()) {
+      try {
+        this.options.onChunk?.(index, '');
+      } catch (err) {
+        this.logger.warn({ err: errorMessage(err) }, 'onChunk callback threw');
+      }
+    }
+    this.emit('resumed', chunks, bytes);
+    this.emit('progress', this.progress);
+  }
+
   private async complete(): Promise<void> {
     if (this.finished) return;
     this.finished = true;
     this.stopEverything();
+    const finishing = this.finish();
+    this.closing = finishing;
+    await finishing;
+  }
+
+  /** Checks the whole file and moves it into place (see PartialFile.finalize). */
+  private async finish(): Promise<void> {
     try {
       const finalPath = await this.partial!.finalize(this.options.dir, this.manifest.name);
       this.finalPath = finalPath;
@@ -348,26 +429,71 @@ export class Download extends EventEmitter<DownloadEvents> {
         name: path.basename(finalPath),
         size: this.manifest.size,
         seconds,
+        resumedBytes: this.resumedBytes,
         sources: [...this.sources.values()]
           .filter((s) => s.everConnected)
           .map((s) => ({ peerId: s.peerId, name: s.info.name, bytes: s.bytes })),
       });
     } catch (err) {
-      this.settle?.reject(asError(err));
+      if (err instanceof BadChunksError) await this.refetch(err.chunks);
+      else this.settle?.reject(asError(err));
     }
   }
 
-  private async fail(err: unknown): Promise<void> {
+  /** The final check found chunks changed on disk since they were verified: they are fetched again. */
+  private async refetch(bad: number[]): Promise<void> {
+    for (const index of bad) {
+      if (this.have.clear(index)) this.verifiedBytes -= chunkLength(this.manifest, index);
+    }
+    this.resumedBytes = Math.min(this.resumedBytes, this.verifiedBytes);
+    this.finished = false;
+    this.closing = null;
+    const ended = this.endRequest;
+    if (ended) {
+      await this.fail(ended.error, ended.discard);
+      return;
+    }
+    this.logger.warn({ chunks: bad.length }, 'fetching again the chunks that failed the final check');
+    this.emit('progress', this.progress);
+    this.orderStale = true;
+    this.graceUntil = 0;
+    this.noteProgress();
+    this.relocateTimer = setInterval(() => this.relocateSafely(), this.relocateIntervalMs);
+    this.armWatchdog();
+    this.relocateSafely();
+  }
+
+  /** Ends the download on request (stop, cancel); while it is being finished, once that is over. */
+  private end(error: Error, discard: boolean): Promise<void> {
+    if (this.finished) {
+      this.endRequest ??= { error, discard };
+      return this.closing ?? Promise.resolve();
+    }
+    return this.fail(error, discard);
+  }
+
+  /** Ends the download; its partial file and state are kept for a resume unless `discard`. */
+  private async fail(err: unknown, discard = false): Promise<void> {
     if (this.finished) return;
     this.finished = true;
     this.stopEverything();
-    const error = asError(err);
-    this.logger.warn({ err: error.message }, 'download failed');
+    const closing = this.closeOut(asError(err), discard);
+    this.closing = closing;
+    await closing;
+  }
+
+  private async closeOut(error: Error, discard: boolean): Promise<void> {
+    const stopped = discard || errorCode(error) === 'ERR_INTERRUPTED';
+    this.logger[stopped ? 'info' : 'warn'](
+      { err: error.message, verified: this.have.setCount },
+      'download ended',
+    );
     try {
       const partial = this.partial ?? (await this.partialReady);
-      await partial?.abort();
-    } catch (abortErr) {
-      this.logger.warn({ err: errorMessage(abortErr) }, 'could not remove the partial file');
+      if (discard) await partial?.abort();
+      else await partial?.close();
+    } catch (closeErr) {
+      this.logger.warn({ err: errorMessage(closeErr) }, 'could not close the partial file');
     }
     this.settle?.reject(error);
   }
@@ -557,6 +683,7 @@ export class Download extends EventEmitter<DownloadEvents> {
         requestTimeoutMs: this.chunkTimeoutMs,
         maxInFlight: this.requestsPerSource,
         maxChunkSize: this.manifest.chunkSize,
+        receiveLimiter: this.options.receiveLimiter,
       });
     } catch (err) {
       source.connecting = false;
@@ -760,10 +887,14 @@ export class Download extends EventEmitter<DownloadEvents> {
         this.blame(source, index);
         this.pump();
       } else {
+        // A full or unwritable disk says so itself, and where; anything else is an I/O error.
+        const code = errorCode(err);
         void this.fail(
-          new SwarmError('ERR_IO', `cannot write ${this.manifest.name}: ${errorMessage(err)}`, {
-            cause: err,
-          }),
+          code === 'ERR_DISK_FULL' || code === 'ERR_NOT_WRITABLE'
+            ? err
+            : new SwarmError('ERR_IO', `cannot write ${this.manifest.name}: ${errorMessage(err)}`, {
+                cause: err,
+              }),
         );
       }
       return;

@@ -25,7 +25,7 @@ import { RemoteError, SwarmError, errorCode, errorMessage, isErrorCode } from '.
 import { silentLogger, type Logger } from '../log.js';
 import { fileIdHex, validateManifest, type Manifest } from '../storage/manifest.js';
 import { ProtocolError } from '../wire/codec.js';
-import { FramedConnection, connectTcp } from '../wire/connection.js';
+import { FramedConnection, connectTcp, type ReceiveLimiter } from '../wire/connection.js';
 import { clientHandshake } from '../wire/handshake.js';
 import {
   PIECE_HEADER_BYTES,
@@ -53,6 +53,12 @@ export interface PeerClientOptions {
    * (we do not serve), which a server does not pass on as a peer.
    */
   self?: { peerId: Buffer; name: string; port?: number };
+  /**
+   * Caps the bytes received per second, shared with every connection using it (the process-wide
+   * download limit). The time the connection spends held back by it does not count against a
+   * request's deadline.
+   */
+  receiveLimiter?: ReceiveLimiter;
 }
 
 export interface PeerClientEvents {
@@ -89,9 +95,14 @@ export class PeerClient extends EventEmitter<PeerClientEvents> {
     maxInFlight: number,
     requestTimeoutMs: number,
     private readonly maxChunkSize: number,
+    limited: boolean,
   ) {
     super();
-    this.pending = new PendingRequests<Buffer | Manifest>(maxInFlight, requestTimeoutMs);
+    this.pending = new PendingRequests<Buffer | Manifest>(
+      maxInFlight,
+      requestTimeoutMs,
+      limited ? () => conn.receiveThrottledMs : undefined,
+    );
     conn.onFrame((body) => this.handleFrame(body));
     conn.once('close', (reason) => {
       this.closeReason = reason;
@@ -119,6 +130,7 @@ export class PeerClient extends EventEmitter<PeerClientEvents> {
     const conn = new FramedConnection(socket, {
       maxFrame: Math.max(maxChunkSize + PIECE_HEADER_BYTES, MAX_PEER_CONTROL_FRAME),
       idleTimeoutMs: options.idleTimeoutMs ?? PEER_IDLE_TIMEOUT_MS,
+      ...(options.receiveLimiter ? { receiveLimiter: options.receiveLimiter } : {}),
     });
     try {
       await clientHandshake(conn, PEER_PROTOCOL, PEER_VERSIONS, timeoutMs);
@@ -141,6 +153,7 @@ export class PeerClient extends EventEmitter<PeerClientEvents> {
       maxInFlight,
       options.requestTimeoutMs ?? CHUNK_REQUEST_TIMEOUT_MS,
       maxChunkSize,
+      options.receiveLimiter !== undefined,
     );
     if (conn.isClosed) client.pending.close(closedError(host, port, undefined));
     // Our INFO is the first message after the handshake: the server answers it with its own INFO,

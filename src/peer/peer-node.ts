@@ -10,6 +10,7 @@ import { formatEndpoint, type Endpoint } from '../address.js';
 import {
   MAX_PEER_NAME_BYTES,
   MAX_SHARED_FILES,
+  MAX_SOURCES_PER_DOWNLOAD,
   NO_SOURCE_TIMEOUT_MS,
   RELOCATE_INTERVAL_MS,
   TRACKER_READY_TIMEOUT_MS,
@@ -49,6 +50,8 @@ export interface PeerNodeOptions {
   lan?: boolean | Partial<Pick<LanDiscoveryOptions, 'group' | 'port' | 'interfaceAddress' | 'intervalMs'>>;
   /** Bytes per second this peer uploads at most, over all connections. */
   uploadLimit?: number;
+  /** Bytes per second this peer downloads at most, over all connections of all its downloads. */
+  downloadLimit?: number;
   /** Address and port the chunk server listens on (port 0: any free port). */
   host?: string;
   port?: number;
@@ -97,6 +100,8 @@ export interface SwarmPeer {
 const MAX_SWARMS_SHOWN = 50;
 /** At most this many connected peers are named in PEERS messages (peer exchange). */
 const MAX_PEX_SHARED = 50;
+/** Under a download limit, each source should deliver a chunk about this often at its share. */
+const LIMITED_SOURCE_CHUNK_MS = 30_000;
 
 export class PeerNode extends EventEmitter<PeerNodeEvents> {
   readonly folder: SharedFolder;
@@ -106,6 +111,7 @@ export class PeerNode extends EventEmitter<PeerNodeEvents> {
   readonly discovery: Discovery;
   private readonly server: ChunkServer;
   private readonly uploadLimiter: RateLimiter | null;
+  private readonly downloadLimiter: RateLimiter | null;
   /** Created once the chunk server listens: the mesh tells peers the port we serve on. */
   private mesh!: PeerMesh;
   private readonly trackerSources: TrackerSource[] = [];
@@ -128,6 +134,7 @@ export class PeerNode extends EventEmitter<PeerNodeEvents> {
     this.logger = options.logger ?? silentLogger();
     this.discovery = new Discovery(peerId, this.logger);
     this.uploadLimiter = options.uploadLimit ? new RateLimiter(options.uploadLimit) : null;
+    this.downloadLimiter = options.downloadLimit ? new RateLimiter(options.downloadLimit) : null;
     this.server = new ChunkServer({
       ...(this.uploadLimiter ? { uploadLimiter: this.uploadLimiter } : {}),
       provider: (fileId, index) => this.readChunk(fileId, index),
@@ -478,6 +485,9 @@ export class PeerNode extends EventEmitter<PeerNodeEvents> {
       noSourceTimeoutMs: this.options.noSourceTimeoutMs ?? NO_SOURCE_TIMEOUT_MS,
       findSources: () => this.discovery.sources(fileId),
       onChunk: (index) => this.discovery.have(fileId, index),
+      ...this.limitedDownloadOptions(manifest),
+      // Every connection of every download pays the one download limiter.
+      ...(this.downloadLimiter ? { receiveLimiter: this.downloadLimiter } : {}),
     });
     const active: ActiveDownload = { manifest, download, startedAt: Date.now() };
     this.downloads.set(key, active);
@@ -485,6 +495,25 @@ export class PeerNode extends EventEmitter<PeerNodeEvents> {
     this.server.broadcastOffers();
     this.emit('download-started', active);
     return { active, finished: this.runDownload(key, active) };
+  }
+
+  /**
+   * Under a download limit, the sources of a download share the rate fairly, so their chunks arrive
+   * together, each at its share. It uses so many sources that each still delivers a chunk every
+   * LIMITED_SOURCE_CHUNK_MS or so (a chunk server drops a client that takes none of its chunks for
+   * two minutes), and may go twice as long as that takes without a verified chunk.
+   */
+  private limitedDownloadOptions(manifest: Manifest): { maxSources?: number; noSourceTimeoutMs?: number } {
+    const limit = this.options.downloadLimit;
+    if (!limit) return {};
+    const chunksInTime = Math.floor((limit * LIMITED_SOURCE_CHUNK_MS) / 1000 / manifest.chunkSize);
+    const maxSources = Math.min(Math.max(chunksInTime, 1), MAX_SOURCES_PER_DOWNLOAD);
+    const allSourcesMs = ((maxSources * manifest.chunkSize) / limit) * 1000;
+    return {
+      maxSources,
+      noSourceTimeoutMs:
+        this.options.noSourceTimeoutMs ?? Math.max(NO_SOURCE_TIMEOUT_MS, Math.ceil(2 * allSourcesMs)),
+    };
   }
 
   private async runDownload(key: string, active: ActiveDownload): Promise<DownloadResult> {
@@ -527,23 +556,33 @@ export class PeerNode extends EventEmitter<PeerNodeEvents> {
     return active;
   }
 
+  /** Cancels every download, removing their partial files. */
   cancelDownloads(): void {
     for (const { download } of this.downloads.values()) download.cancel();
+  }
+
+  /** Stops every download, keeping their partial files and state for a resume; resolves once saved. */
+  async stopDownloads(): Promise<void> {
+    await Promise.allSettled([...this.downloads.values()].map(({ download }) => download.stop()));
   }
 
   describe(): string {
     return `${this.name} (${this.peerIdHex.slice(0, 12)}) serving on ${formatEndpoint(this.listening)}`;
   }
 
-  /** Leaves the trackers, stops serving and discovering, cancels downloads. Idempotent. */
+  /**
+   * Stops downloads (kept for a resume: getting the file again picks up where it stopped), leaves
+   * the trackers, stops serving and discovering. Idempotent.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.cancelDownloads();
+    await this.stopDownloads();
     this.hostsWatcher?.close();
     await this.lan?.close();
     await this.discovery.close();
     this.uploadLimiter?.close();
+    this.downloadLimiter?.close();
     await this.server.close();
   }
 }

@@ -61,6 +61,14 @@ export class Bitfield {
     return true;
   }
 
+  /** Clears a bit (a chunk found bad on disk); returns true if it was set before. */
+  clear(index: number): boolean {
+    if (!this.has(index)) return false;
+    this.bytes[index >> 3]! &= ~(0x80 >> (index & 7));
+    this.count--;
+    return true;
+  }
+
   get setCount(): number {
     return this.count;
   }

@@ -2,19 +2,49 @@
  * A download in progress: a temp file in the state folder that verified chunks are written into at
  * their offsets. Only when every chunk is there does the file appear under its final name, via a hard
  * link that cannot replace an existing file; nothing ever exists under the final name before that.
+ *
+ * It survives a crash: which chunks are written is saved beside it (partial-state.ts), batched, and
+ * only for chunks whose data was fdatasync'ed first. Opening the same file again resumes it, hashing
+ * again every chunk the state claims (or, with no usable state, every chunk) and keeping only those
+ * that match the manifest. Before the final link, the whole file is fsynced and read back, chunk by
+ * chunk: a chunk that changed on disk since it was verified is reported (BadChunksError) and missing
+ * again, to be fetched anew. A download that fails or stops keeps both files (close()); only abort()
+ * and a finished download remove them.
  */
-import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { MAX_FILE_NAME_BYTES } from '../constants.js';
+import { createHash } from 'node:crypto';
+import {
+  HASH_BYTES,
+  MAX_FILE_NAME_BYTES,
+  PARTIAL_STATE_SAVE_INTERVAL_MS,
+  STATE_DIR_NAME,
+} from '../constants.js';
 import { SwarmError, errorCode, errorMessage } from '../errors.js';
-import { syncDir, tempNameFor } from './atomic-file.js';
+import { silentLogger, type Logger } from '../log.js';
+import { syncDir, tempNameFor, writeFileAtomic } from './atomic-file.js';
 import { Bitfield } from './bitfield.js';
-import { assertFileName, chunkCount, chunkHash, chunkLength, fileIdHex, type Manifest } from './manifest.js';
+import {
+  assertFileName,
+  chunkCount,
+  chunkHash,
+  chunkLength,
+  computeFileId,
+  fileIdHex,
+  type Manifest,
+} from './manifest.js';
+import {
+  BatchedSaver,
+  decodePartialState,
+  encodePartialState,
+  type DecodedPartialState,
+} from './partial-state.js';
 
 export const PARTIAL_DIR_NAME = 'partial';
 /** `name (1).ext` ... `name (N).ext` are tried before giving up on a free name. */
 const MAX_NAME_SUFFIX = 9999;
+/** A state file larger than this is not one of ours (65536 chunks take 8 KiB of bitfield). */
+const MAX_STATE_FILE_BYTES = 64 * 1024;
 
 /** Temp paths in use by this process: two downloads of one file must not share a temp file. */
 const openPartials = new Set<string>();
@@ -25,30 +55,98 @@ export function isValidChunk(manifest: Manifest, index: number, data: Buffer): b
   return createHash('sha256').update(data).digest().equals(chunkHash(manifest, index));
 }
 
+/** Where a download of `fileId` keeps its data and its state, under `stateDir`. */
+export function partialPaths(stateDir: string, fileId: Buffer): { part: string; state: string } {
+  const base = path.join(stateDir, PARTIAL_DIR_NAME, fileIdHex(fileId));
+  return { part: `${base}.part`, state: `${base}.state` };
+}
+
+/** True when a download of `fileId` was left under `stateDir` to be resumed. */
+export async function hasPartial(stateDir: string, fileId: Buffer): Promise<boolean> {
+  return fs.stat(partialPaths(stateDir, fileId).part).then(
+    (stat) => stat.isFile(),
+    () => false,
+  );
+}
+
+export interface PartialFileOptions {
+  logger?: Logger;
+  /** How often the state is saved at most while chunks arrive. */
+  saveIntervalMs?: number;
+}
+
+/** What opening a download found on disk. */
+export interface ResumeInfo {
+  /**
+   * 'new': no temp file, a fresh start; 'state': the chunks its state claimed were checked;
+   * 'rehash': no usable state (missing, truncated, garbage, another file's), every chunk was checked.
+   */
+  from: 'new' | 'state' | 'rehash';
+  /** Why the state could not be used ('rehash'), or null. */
+  problem: string | null;
+  /** Chunks hashed again. */
+  checked: number;
+  /** Chunks that matched the manifest, now counted as verified. */
+  chunks: number;
+  bytes: number;
+}
+
+/** The final whole-file check found chunks that are not what was verified: they are missing again. */
+export class BadChunksError extends SwarmError {
+  constructor(
+    readonly chunks: number[],
+    message: string,
+  ) {
+    super('ERR_FILE_HASH_MISMATCH', message);
+    this.name = 'BadChunksError';
+  }
+}
+
 export class PartialFile {
   /** Chunks written (each verified before it was written). */
   readonly have: Bitfield;
+  /** What was found on disk when it was opened. */
+  resumed: ResumeInfo = { from: 'new', problem: null, checked: 0, chunks: 0, bytes: 0 };
   private handle: fs.FileHandle | null;
   private readonly operations = new Set<Promise<unknown>>();
   private state: 'open' | 'finishing' | 'done' = 'open';
+  private readonly saver: BatchedSaver;
+  private readonly logger: Logger;
+  /** The folder named in disk errors: the download folder (the state folder's parent). */
+  private readonly folder: string;
 
   private constructor(
     readonly manifest: Manifest,
     /** The temp file: `stateDir/partial/<fileIdHex>.part`. */
     readonly tempPath: string,
+    /** Its state: `stateDir/partial/<fileIdHex>.state`. */
+    readonly statePath: string,
     handle: fs.FileHandle,
+    stateDir: string,
+    options: PartialFileOptions,
   ) {
     this.handle = handle;
     this.have = new Bitfield(chunkCount(manifest));
+    this.logger = options.logger ?? silentLogger();
+    this.folder = downloadFolderOf(stateDir);
+    this.saver = new BatchedSaver(
+      options.saveIntervalMs ?? PARTIAL_STATE_SAVE_INTERVAL_MS,
+      () => this.saveState(),
+      (err) => this.logger.warn({ err: errorMessage(err) }, 'could not save the download state; will retry'),
+    );
   }
 
   /**
-   * Creates the temp file for `manifest` (pre-sized, sparse where the filesystem allows). A leftover
-   * temp file from an earlier run is replaced; the same file being downloaded twice at once is an error.
+   * Opens the temp file for `manifest` (pre-sized, sparse where the filesystem allows), resuming
+   * what an earlier run left: see `resumed`. The same file being downloaded twice at once by this
+   * process is an error.
    */
-  static async create(stateDir: string, manifest: Manifest): Promise<PartialFile> {
-    const dir = path.join(stateDir, PARTIAL_DIR_NAME);
-    const tempPath = path.join(dir, `${fileIdHex(manifest.id)}.part`);
+  static async create(
+    stateDir: string,
+    manifest: Manifest,
+    options: PartialFileOptions = {},
+  ): Promise<PartialFile> {
+    const { part: tempPath, state: statePath } = partialPaths(stateDir, manifest.id);
     if (openPartials.has(tempPath)) {
       throw new SwarmError(
         'ERR_INVALID_ARGUMENT',
@@ -57,21 +155,34 @@ export class PartialFile {
     }
     openPartials.add(tempPath);
     try {
+      const dir = path.dirname(tempPath);
       await fs.mkdir(dir, { recursive: true, mode: 0o700 });
-      // Ordinary file permissions (the umask applies), as the finished file keeps them; while the
-      // download runs, the 0700 state folder keeps it private.
-      const handle = await fs.open(tempPath, 'w+', 0o666);
+      await removeStaleTemps(dir, path.basename(statePath));
+      let existed = true;
+      let handle: fs.FileHandle;
       try {
-        await handle.truncate(manifest.size);
+        handle = await fs.open(tempPath, 'r+');
       } catch (err) {
-        await handle.close();
-        await fs.rm(tempPath, { force: true });
+        if (errorCode(err) !== 'ENOENT') throw err;
+        existed = false;
+        // Ordinary file permissions (the umask applies), as the finished file keeps them; while the
+        // download runs, the 0700 state folder keeps it private.
+        handle = await fs.open(tempPath, 'w+', 0o666);
+      }
+      const partial = new PartialFile(manifest, tempPath, statePath, handle, stateDir, options);
+      try {
+        if ((await handle.stat()).size !== manifest.size) await handle.truncate(manifest.size);
+        // A state without its data describes nothing.
+        if (existed) await partial.recover();
+        else await fs.rm(statePath, { force: true });
+      } catch (err) {
+        await handle.close().catch(() => undefined);
         throw err;
       }
-      return new PartialFile(manifest, tempPath, handle);
+      return partial;
     } catch (err) {
       openPartials.delete(tempPath);
-      throw new SwarmError('ERR_IO', `cannot create ${tempPath}: ${errorMessage(err)}`, { cause: err });
+      throw storageError(err, `cannot open ${tempPath}`, downloadFolderOf(stateDir));
     }
   }
 
@@ -82,6 +193,7 @@ export class PartialFile {
   /**
    * Verifies `data` as chunk `index` (exact length and SHA-256) and writes it at its offset.
    * ERR_CHUNK_HASH_MISMATCH if it is not that chunk: nothing unverified ever reaches the file.
+   * ERR_DISK_FULL or ERR_NOT_WRITABLE when the disk refuses it.
    */
   async write(index: number, data: Buffer): Promise<void> {
     this.checkIndex(index);
@@ -92,14 +204,24 @@ export class PartialFile {
       );
     }
     if (this.have.has(index)) return;
-    await this.track(async (handle) => {
-      const position = index * this.manifest.chunkSize;
-      for (let written = 0; written < data.length;) {
-        const { bytesWritten } = await handle.write(data, written, data.length - written, position + written);
-        written += bytesWritten;
-      }
-    });
+    try {
+      await this.track(async (handle) => {
+        const position = index * this.manifest.chunkSize;
+        for (let written = 0; written < data.length;) {
+          const { bytesWritten } = await handle.write(
+            data,
+            written,
+            data.length - written,
+            position + written,
+          );
+          written += bytesWritten;
+        }
+      });
+    } catch (err) {
+      throw storageError(err, `cannot write ${this.tempPath}`, this.folder);
+    }
     this.have.set(index);
+    this.saver.changed();
   }
 
   /** Chunk `index` if it has been written (verified), else null. Null too once finished or aborted. */
@@ -107,27 +229,30 @@ export class PartialFile {
     if (!this.have.has(index) || this.state !== 'open') return null;
     const length = chunkLength(this.manifest, index);
     const data = Buffer.allocUnsafe(length);
-    const ok = await this.track(async (handle) => {
-      for (let filled = 0; filled < length;) {
-        const at = index * this.manifest.chunkSize + filled;
-        const { bytesRead } = await handle.read(data, filled, length - filled, at);
-        if (bytesRead === 0) return false;
-        filled += bytesRead;
-      }
-      return true;
-    }).catch(() => false);
+    const ok = await this.track((handle) => readChunkInto(handle, this.manifest, index, data)).catch(
+      () => false,
+    );
     return ok ? data : null;
+  }
+
+  /** Saves the state now (normally batched); for a download that pauses. */
+  async saveNow(): Promise<void> {
+    if (this.state === 'open') await this.saver.flush();
   }
 
   /**
    * Moves the complete file into `destDir` as `name`, or `name (1).ext`, `name (2).ext`... if that is
    * taken: an existing file is never replaced. Returns the final path. The name must be one safe path
    * component (ERR_BAD_NAME otherwise); it often comes from another peer.
+   *
+   * First the file is fsynced and read back whole: a chunk that no longer matches the manifest is
+   * missing again and BadChunksError says which (the file stays open for them). Any other failure
+   * closes the file and keeps it, with its state, for a resume.
    */
   async finalize(destDir: string, name: string): Promise<string> {
     assertFileName(name);
     if (this.state !== 'open')
-      throw new SwarmError('ERR_CLOSED', `${this.tempPath} was already finalized or aborted`);
+      throw new SwarmError('ERR_CLOSED', `${this.tempPath} was already finalized or closed`);
     if (!this.have.complete) {
       throw new SwarmError(
         'ERR_INVALID_ARGUMENT',
@@ -135,46 +260,170 @@ export class PartialFile {
       );
     }
     this.state = 'finishing';
-    // Whatever fails from here on, the file ends 'done': its handle closed, its temp file removed (there
-    // is no resuming a download, so a temp file kept would only take space) and its name free again.
     try {
       await this.settle();
+      await this.saver.stop();
+      await this.handle!.sync();
+      await this.finalCheck();
       await this.closeHandle();
       const dir = path.resolve(destDir);
       await fs.mkdir(dir, { recursive: true });
       const finalPath = await placeWithoutClobber(this.tempPath, dir, name);
       await fs.rm(this.tempPath, { force: true });
+      await fs.rm(this.statePath, { force: true });
       await syncDir(dir);
-      return finalPath;
-    } catch (err) {
-      await fs.rm(this.tempPath, { force: true }).catch(() => undefined);
-      if (err instanceof SwarmError) throw err;
-      throw new SwarmError(
-        'ERR_IO',
-        `cannot finish ${this.manifest.name} in ${destDir}: ${errorMessage(err)}`,
-        {
-          cause: err,
-        },
-      );
-    } finally {
+      await syncDir(path.dirname(this.tempPath));
       this.state = 'done';
       openPartials.delete(this.tempPath);
+      return finalPath;
+    } catch (err) {
+      if (err instanceof BadChunksError) {
+        this.state = 'open';
+        this.saver.start();
+        await this.saveState().catch((saveErr: unknown) =>
+          this.logger.warn({ err: errorMessage(saveErr) }, 'could not save the download state'),
+        );
+        throw err;
+      }
+      // The verified data stays for a resume: its state claims every chunk, each checked again then.
+      await this.closeKeeping().catch(() => undefined);
+      throw storageError(err, `cannot finish ${this.manifest.name} in ${destDir}`, path.resolve(destDir));
     }
   }
 
-  /** Closes and deletes the temp file. Idempotent; a no-op after finalize. */
-  async abort(): Promise<void> {
+  /**
+   * Stops writing and closes the temp file, keeping it and its state (saved now) for a resume.
+   * Idempotent; a no-op after finalize or abort. Rejects if the state could not be saved (the file
+   * is closed all the same; a resume then hashes it whole).
+   */
+  async close(): Promise<void> {
     if (this.state !== 'open') return;
+    this.state = 'finishing';
+    await this.settle();
+    await this.closeKeeping();
+  }
+
+  /** Closes and deletes the temp file and its state (a download cancelled). Idempotent; a no-op after finalize. */
+  async abort(): Promise<void> {
+    if (this.state === 'done') return;
     this.state = 'done';
     await this.settle();
+    await this.saver.stop();
     const handle = this.handle;
     this.handle = null;
     try {
       await handle?.close();
     } finally {
       await fs.rm(this.tempPath, { force: true });
+      await fs.rm(this.statePath, { force: true });
       openPartials.delete(this.tempPath);
     }
+  }
+
+  /** Hashes again the chunks an earlier run left (those its state claims, or all), keeping the good ones. */
+  private async recover(): Promise<void> {
+    const total = this.have.size;
+    const decoded = await readStateFile(this.statePath, this.manifest);
+    const claimed = decoded.ok ? decoded.have : Bitfield.full(total);
+    const buffer = Buffer.allocUnsafe(Math.min(this.manifest.chunkSize, Math.max(this.manifest.size, 1)));
+    let checked = 0;
+    let bytes = 0;
+    for (const index of claimed.indices()) {
+      checked++;
+      const data = buffer.subarray(0, chunkLength(this.manifest, index));
+      if (
+        (await readChunkInto(this.handle!, this.manifest, index, data)) &&
+        isValidChunk(this.manifest, index, data)
+      ) {
+        this.have.set(index);
+        bytes += data.length;
+      }
+    }
+    this.resumed = {
+      from: decoded.ok ? 'state' : 'rehash',
+      problem: decoded.ok ? null : decoded.problem,
+      checked,
+      chunks: this.have.setCount,
+      bytes,
+    };
+    this.logger.info({ ...this.resumed, total }, 'partial download found; resuming');
+    // What is on disk now describes what was found, not what was claimed.
+    if (!decoded.ok || this.have.setCount !== claimed.setCount) await this.saveState();
+  }
+
+  /**
+   * Reads the whole file back, chunk by chunk, against the manifest; and the file id from the hashes
+   * read, against the manifest's id. Bad chunks leave `have` and are thrown as BadChunksError.
+   */
+  private async finalCheck(): Promise<void> {
+    const total = this.have.size;
+    const buffer = Buffer.allocUnsafe(Math.min(this.manifest.chunkSize, Math.max(this.manifest.size, 1)));
+    const hashes = Buffer.alloc(total * HASH_BYTES);
+    const bad: number[] = [];
+    for (let index = 0; index < total; index++) {
+      const data = buffer.subarray(0, chunkLength(this.manifest, index));
+      if (!(await readChunkInto(this.handle!, this.manifest, index, data))) data.fill(0);
+      const hash = createHash('sha256').update(data).digest();
+      hash.copy(hashes, index * HASH_BYTES);
+      if (!hash.equals(chunkHash(this.manifest, index))) bad.push(index);
+    }
+    if (bad.length > 0) {
+      for (const index of bad) this.have.clear(index);
+      this.logger.warn(
+        { chunks: bad.slice(0, 20), count: bad.length },
+        'final check: chunks changed on disk',
+      );
+      throw new BadChunksError(
+        bad,
+        `${bad.length} chunk(s) of ${this.manifest.name} changed on disk after they were verified ` +
+          `(${bad.slice(0, 10).join(', ')}${bad.length > 10 ? ', ...' : ''}); they are fetched again`,
+      );
+    }
+    if (!computeFileId(this.manifest.size, this.manifest.chunkSize, hashes).equals(this.manifest.id)) {
+      // Every chunk matches its hash, so the manifest's hashes are not those of its id: nothing to resume.
+      throw new SwarmError(
+        'ERR_BAD_MANIFEST',
+        `the chunk hashes of ${this.manifest.name} do not match its id`,
+      );
+    }
+  }
+
+  /**
+   * The state file, claiming exactly the chunks written so far. Their data is fdatasync'ed first, so
+   * a crash at any moment leaves a state that claims nothing the disk does not hold.
+   */
+  private async saveState(): Promise<void> {
+    const handle = this.handle;
+    if (!handle) return;
+    const snapshot = new Bitfield(this.have.size, this.have.bytes);
+    await handle.datasync();
+    try {
+      await writeFileAtomic(this.statePath, encodePartialState(this.manifest, snapshot), { mode: 0o600 });
+    } catch (err) {
+      throw storageError(err, `cannot save ${this.statePath}`, this.folder);
+    }
+  }
+
+  /** Saves the state if it changed, then closes the handle, keeping both files; ends 'done'. */
+  private async closeKeeping(): Promise<void> {
+    let saveError: unknown = null;
+    try {
+      // Saved even if unchanged: a resume with a state file checks only what it claims.
+      this.saver.changed();
+      await this.saver.flush();
+    } catch (err) {
+      saveError = err;
+    }
+    await this.saver.stop();
+    const handle = this.handle;
+    this.handle = null;
+    this.state = 'done';
+    try {
+      await handle?.close();
+    } finally {
+      openPartials.delete(this.tempPath);
+    }
+    if (saveError) throw saveError;
   }
 
   /** Flushes the temp file to disk and closes it; it is closed even if the flush fails. */
@@ -214,6 +463,74 @@ export class PartialFile {
   private async settle(): Promise<void> {
     await Promise.allSettled([...this.operations]);
   }
+}
+
+/** Fills `data` with chunk `index` from `handle`; false if the file ends first. */
+async function readChunkInto(
+  handle: fs.FileHandle,
+  manifest: Manifest,
+  index: number,
+  data: Buffer,
+): Promise<boolean> {
+  for (let filled = 0; filled < data.length;) {
+    const at = index * manifest.chunkSize + filled;
+    const { bytesRead } = await handle.read(data, filled, data.length - filled, at);
+    if (bytesRead === 0) return false;
+    filled += bytesRead;
+  }
+  return true;
+}
+
+/** The state file's claims, or why they cannot be used (missing, unreadable, bad). */
+async function readStateFile(statePath: string, manifest: Manifest): Promise<DecodedPartialState> {
+  try {
+    const stat = await fs.stat(statePath);
+    if (stat.size > MAX_STATE_FILE_BYTES) return { ok: false, problem: `too large (${stat.size} bytes)` };
+    return decodePartialState(await fs.readFile(statePath), manifest);
+  } catch (err) {
+    if (errorCode(err) === 'ENOENT') return { ok: false, problem: 'no state file' };
+    return { ok: false, problem: `unreadable: ${errorMessage(err)}` };
+  }
+}
+
+/** Temp files of state saves that a crash interrupted (see tempNameFor). */
+async function removeStaleTemps(dir: string, stateName: string): Promise<void> {
+  const prefix = `.${stateName}.`;
+  for (const entry of await fs.readdir(dir)) {
+    if (entry.startsWith(prefix) && entry.endsWith('.tmp'))
+      await fs.rm(path.join(dir, entry), { force: true });
+  }
+}
+
+/** The folder a person knows a download by: the one holding the state folder. */
+function downloadFolderOf(stateDir: string): string {
+  const resolved = path.resolve(stateDir);
+  return path.basename(resolved) === STATE_DIR_NAME ? path.dirname(resolved) : resolved;
+}
+
+const DISK_FULL_CODES = new Set(['ENOSPC', 'EDQUOT']);
+const NOT_WRITABLE_CODES = new Set(['EACCES', 'EPERM', 'EROFS']);
+
+/** A file-system error as one of ours: a full disk and an unwritable folder get their own codes. */
+function storageError(err: unknown, what: string, folder: string): SwarmError {
+  if (err instanceof SwarmError) return err;
+  const code = errorCode(err);
+  if (code && DISK_FULL_CODES.has(code)) {
+    return new SwarmError(
+      'ERR_DISK_FULL',
+      `${what}: no space left on the disk holding ${folder}: free some space there, then get the ` +
+        'file again to resume (what is verified so far is kept)',
+      { cause: err },
+    );
+  }
+  if (code && NOT_WRITABLE_CODES.has(code)) {
+    return new SwarmError(
+      'ERR_NOT_WRITABLE',
+      `${what}: ${folder} cannot be written (${code}): make it writable, then get the file again`,
+      { cause: err },
+    );
+  }
+  return new SwarmError('ERR_IO', `${what}: ${errorMessage(err)}`, { cause: err });
 }
 
 /**

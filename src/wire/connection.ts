@@ -19,6 +19,20 @@ export interface FramedConnectionOptions {
   maxFrame: number;
   /** Close the connection after this long without traffic in either direction (0: never). */
   idleTimeoutMs?: number;
+  /**
+   * Caps the bytes received per second, shared with every connection using the same limiter: each
+   * read is paid for after it is handled, and while it is not paid for the socket is paused, so TCP
+   * flow control holds the sender back. Without it, reading costs nothing more.
+   */
+  receiveLimiter?: ReceiveLimiter;
+}
+
+/** What a receive limiter does (the process-wide RateLimiter of src/peer/rate-limiter.ts). */
+export interface ReceiveLimiter {
+  /** Takes `bytes` if it may at once (true); otherwise takes nothing (false). */
+  tryTake(bytes: number): boolean;
+  /** Resolves once `bytes` are paid for, in `owner`'s turn. */
+  take(bytes: number, owner: object): Promise<void>;
 }
 
 export interface FramedConnectionEvents {
@@ -37,6 +51,10 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
   private closed = false;
   private corked = false;
   private closeReason: Error | undefined;
+  /** Reads not yet paid for to the receive limiter: the socket is paused while there are any. */
+  private unpaidReads = 0;
+  private throttledSince = 0;
+  private throttledTotalMs = 0;
   bytesReceived = 0;
 
   constructor(socket: net.Socket, options: FramedConnectionOptions) {
@@ -47,6 +65,7 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
     this.remotePort = socket.remotePort ?? 0;
     socket.setNoDelay(true);
     this.decoder = new FrameDecoder(options.maxFrame, (body) => this.dispatch(body));
+    const limiter = options.receiveLimiter;
     socket.on('data', (data: Buffer) => {
       this.bytesReceived += data.length;
       try {
@@ -54,6 +73,7 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
       } catch (err) {
         this.destroy(err as Error);
       }
+      if (limiter) this.payForRead(limiter, data.length);
     });
     socket.on('error', (err) => this.destroy(err));
     socket.on('close', () => this.destroy(this.closeReason));
@@ -90,7 +110,7 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
             this.destroy(err as Error);
           }
         }
-        if (!this.closed) this.socket.resume();
+        if (!this.closed && this.unpaidReads === 0) this.socket.resume();
       });
     }
   }
@@ -104,6 +124,30 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
     this.handler = null;
     this.held = [];
     this.socket.pause();
+  }
+
+  /**
+   * Milliseconds this connection has spent paused by its receive limiter (so far, and now): time in
+   * which the other side could not send because we held it back.
+   */
+  get receiveThrottledMs(): number {
+    const now = this.unpaidReads > 0 ? performance.now() - this.throttledSince : 0;
+    return this.throttledTotalMs + now;
+  }
+
+  /** Pays the receive limiter for a read, pausing the socket until it is paid if it must wait. */
+  private payForRead(limiter: ReceiveLimiter, bytes: number): void {
+    if (this.unpaidReads === 0 && limiter.tryTake(bytes)) return;
+    if (this.unpaidReads++ === 0) {
+      this.socket.pause();
+      this.throttledSince = performance.now();
+    }
+    void limiter.take(bytes, this).then(() => {
+      if (--this.unpaidReads > 0) return;
+      this.throttledTotalMs += performance.now() - this.throttledSince;
+      // Frames held for the next handler keep the socket paused until it takes them.
+      if (!this.closed && this.held === null) this.socket.resume();
+    });
   }
 
   private dispatch(body: Buffer): void {

@@ -15,9 +15,15 @@ export class PendingRequests<T> {
   private readonly pending = new Map<number, Pending<T>>();
   private closedWith: Error | null = null;
 
+  /**
+   * @param heldBackMs when given, a clock of the time the connection has spent held back by us (paused
+   *   by a receive limiter): that time does not count against a request's deadline, since the other
+   *   side could not answer during it.
+   */
   constructor(
     private readonly max: number,
     private readonly timeoutMs: number,
+    private readonly heldBackMs?: () => number,
   ) {}
 
   get size(): number {
@@ -39,11 +45,26 @@ export class PendingRequests<T> {
     const id = this.nextId;
     this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
     const reply = new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const heldBack = this.heldBackMs;
+      let heldBackAtStart = heldBack?.() ?? 0;
+      const expire = (): void => {
+        const entry = this.pending.get(id);
+        if (!entry) return;
+        if (heldBack) {
+          // The time we held the other side back is added to the deadline.
+          const owed = heldBack() - heldBackAtStart;
+          if (owed > 0) {
+            heldBackAtStart += owed;
+            entry.timer = setTimeout(expire, owed);
+            entry.timer.unref();
+            return;
+          }
+        }
         this.pending.delete(id);
         onTimeout?.(id);
         reject(new SwarmError('ERR_TIMEOUT', `${what} got no reply within ${this.timeoutMs} ms`));
-      }, this.timeoutMs);
+      };
+      const timer = setTimeout(expire, this.timeoutMs);
       timer.unref();
       this.pending.set(id, { resolve, reject, timer });
     });

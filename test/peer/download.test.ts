@@ -237,7 +237,12 @@ test('no sources at all: ERR_NO_SOURCES and nothing left behind', limits, async 
   const d = await downloader(t, file, () => [], { noSourceTimeoutMs: 200 });
   await assert.rejects(d.download.start(), { code: 'ERR_NO_SOURCES' });
   assert.deepEqual(await fs.readdir(d.dir), ['.swarmshare']);
-  assert.deepEqual(await fs.readdir(path.join(d.stateDir, PARTIAL_DIR_NAME)), []);
+  // A failed download keeps its partial file and state, for a resume.
+  const id = file.manifest.id.toString('hex');
+  assert.deepEqual((await fs.readdir(path.join(d.stateDir, PARTIAL_DIR_NAME))).sort(), [
+    `${id}.part`,
+    `${id}.state`,
+  ]);
 });
 
 test('only unreachable sources: ERR_NO_SOURCES', limits, async (t) => {
@@ -467,7 +472,12 @@ test(
       'its requests timed out',
     );
     assert.deepEqual(await fs.readdir(d.dir), ['.swarmshare']);
-    assert.deepEqual(await fs.readdir(path.join(d.stateDir, PARTIAL_DIR_NAME)), []);
+    // Kept for a resume: a failed download is not a cancelled one.
+    const id = file.manifest.id.toString('hex');
+    assert.deepEqual((await fs.readdir(path.join(d.stateDir, PARTIAL_DIR_NAME))).sort(), [
+      `${id}.part`,
+      `${id}.state`,
+    ]);
   },
 );
 

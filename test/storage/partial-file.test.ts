@@ -4,10 +4,17 @@ import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { MIN_CHUNK_SIZE } from '../../src/constants.js';
 import { chunkCount } from '../../src/storage/manifest.js';
-import { PARTIAL_DIR_NAME, PartialFile, numberedName } from '../../src/storage/partial-file.js';
+import { Bitfield } from '../../src/storage/bitfield.js';
+import {
+  BadChunksError,
+  PARTIAL_DIR_NAME,
+  PartialFile,
+  numberedName,
+} from '../../src/storage/partial-file.js';
+import { decodePartialState, encodePartialState } from '../../src/storage/partial-state.js';
 import { readFileChunk } from '../../src/storage/shared-folder.js';
 import { makeFile, sha256File, type TestFile } from '../helpers/peer-fixtures.js';
-import { tempDir } from '../helpers/wait.js';
+import { tempDir, waitFor } from '../helpers/wait.js';
 
 interface Setup {
   source: TestFile;
@@ -114,7 +121,7 @@ test('finalize refuses an incomplete file; abort removes the temp file', async (
   assert.equal(await partial.read(0), null);
 });
 
-test('one file cannot be downloaded twice at once; a stale temp file is replaced', async (t) => {
+test('one file cannot be downloaded twice at once; a stale temp file of garbage yields nothing', async (t) => {
   const { source, stateDir } = await setup(t);
   const partial = await PartialFile.create(stateDir, source.manifest);
   await assert.rejects(PartialFile.create(stateDir, source.manifest), { code: 'ERR_INVALID_ARGUMENT' });
@@ -158,23 +165,230 @@ function failNext(partial: PartialFile, method: 'sync' | 'close'): void {
 }
 
 for (const method of ['sync', 'close'] as const) {
-  test(`a finalize whose ${method} fails removes the temp file and frees the file for a new download`, async (t) => {
+  test(`a finalize whose ${method} fails keeps the temp file for a resume, which finishes it`, async (t) => {
     const { source, dest, stateDir } = await setup(t);
     const partial = await PartialFile.create(stateDir, source.manifest);
     await fill(partial, source);
     failNext(partial, method);
     await assert.rejects(partial.finalize(dest, 'movie.mkv'), { code: 'ERR_IO' });
-    await assert.rejects(fs.stat(partial.tempPath), { code: 'ENOENT' });
+    assert.equal((await fs.stat(partial.tempPath)).size, source.manifest.size);
     assert.deepEqual(await fs.readdir(dest), ['.swarmshare']);
     await assert.rejects(partial.finalize(dest, 'movie.mkv'), { code: 'ERR_CLOSED' });
-    await partial.abort();
+    await partial.abort(); // a no-op once closed: the files stay
 
-    // The same file can be downloaded again, and finished this time.
+    // The same file resumes with every chunk, checked again, and finishes this time.
     const again = await PartialFile.create(stateDir, source.manifest);
     t.after(() => again.abort());
-    await fill(again, source);
+    assert.equal(again.resumed.chunks, chunkCount(source.manifest));
+    assert.ok(again.complete);
     assert.equal(await again.finalize(dest, 'movie.mkv'), path.join(dest, 'movie.mkv'));
     assert.equal(await sha256File(path.join(dest, 'movie.mkv')), source.sha256);
     assert.deepEqual(await fs.readdir(path.join(stateDir, PARTIAL_DIR_NAME)), []);
   });
 }
+
+// ---- Resume ---------------------------------------------------------------------------------------
+
+const NINE_CHUNKS = MIN_CHUNK_SIZE * 8 + 100;
+
+async function writeChunks(partial: PartialFile, source: TestFile, indices: number[]): Promise<void> {
+  for (const i of indices) await partial.write(i, await readFileChunk(source.path, source.manifest, i));
+}
+
+/** Overwrites bytes of chunk `index` in a file, as a disk or another program might. */
+async function scribble(
+  file: string,
+  manifest: TestFile['manifest'],
+  index: number,
+  data: Buffer,
+): Promise<void> {
+  const handle = await fs.open(file, 'r+');
+  try {
+    await handle.write(data, 0, data.length, index * manifest.chunkSize + 10);
+  } finally {
+    await handle.close();
+  }
+}
+
+async function stateOnDisk(partial: PartialFile, source: TestFile): Promise<number[]> {
+  const decoded = decodePartialState(await fs.readFile(partial.statePath), source.manifest);
+  assert.ok(decoded.ok, decoded.ok ? '' : decoded.problem);
+  return [...decoded.have.indices()];
+}
+
+test('a partial file closed and opened again resumes: claimed chunks are checked, the rest fetched', async (t) => {
+  const { source, dest, stateDir } = await setup(t, NINE_CHUNKS);
+  const first = await PartialFile.create(stateDir, source.manifest);
+  assert.equal(first.resumed.from, 'new');
+  await writeChunks(first, source, [0, 2, 5]);
+  await first.close();
+  assert.equal((await fs.stat(first.tempPath)).size, source.manifest.size);
+  assert.deepEqual(await stateOnDisk(first, source), [0, 2, 5]);
+  assert.equal(await first.read(0), null, 'closed');
+
+  const second = await PartialFile.create(stateDir, source.manifest);
+  t.after(() => second.abort());
+  assert.deepEqual(second.resumed, {
+    from: 'state',
+    problem: null,
+    checked: 3,
+    chunks: 3,
+    bytes: 3 * MIN_CHUNK_SIZE,
+  });
+  assert.deepEqual([...second.have.indices()], [0, 2, 5]);
+  await writeChunks(second, source, [1, 3, 4, 6, 7, 8]);
+  assert.equal(await second.finalize(dest, 'movie.mkv'), path.join(dest, 'movie.mkv'));
+  assert.equal(await sha256File(path.join(dest, 'movie.mkv')), source.sha256);
+  assert.deepEqual(await fs.readdir(path.join(stateDir, PARTIAL_DIR_NAME)), []);
+});
+
+test('a claimed chunk that changed on disk is dropped at resume and is missing again', async (t) => {
+  const { source, stateDir } = await setup(t, NINE_CHUNKS);
+  const first = await PartialFile.create(stateDir, source.manifest);
+  await writeChunks(first, source, [0, 2, 5]);
+  await first.close();
+  await scribble(first.tempPath, source.manifest, 2, Buffer.from('bit rot'));
+  const second = await PartialFile.create(stateDir, source.manifest);
+  t.after(() => second.abort());
+  assert.equal(second.resumed.from, 'state');
+  assert.equal(second.resumed.checked, 3);
+  assert.deepEqual([...second.have.indices()], [0, 5]);
+  // The state on disk now says what was found.
+  assert.deepEqual(await stateOnDisk(second, source), [0, 5]);
+});
+
+for (const variant of ['missing', 'truncated', 'garbage', 'foreign', 'lying'] as const) {
+  test(`a ${variant} state: the chunks are hashed again and only those that match are kept`, async (t) => {
+    const { source, dest, stateDir } = await setup(t, NINE_CHUNKS);
+    const first = await PartialFile.create(stateDir, source.manifest);
+    await writeChunks(first, source, [0, 2, 5]);
+    await first.close();
+    // Chunk 7 reached the disk after the last save (the process died before the next one), and
+    // chunk 8 holds garbage.
+    await scribble(first.tempPath, source.manifest, 7, Buffer.alloc(0));
+    const seven = await readFileChunk(source.path, source.manifest, 7);
+    const handle = await fs.open(first.tempPath, 'r+');
+    await handle.write(seven, 0, seven.length, 7 * source.manifest.chunkSize);
+    await handle.write(Buffer.alloc(1000, 0x5a), 0, 1000, 8 * source.manifest.chunkSize);
+    await handle.close();
+    const total = chunkCount(source.manifest);
+    const state = await fs.readFile(first.statePath);
+    if (variant === 'missing') await fs.rm(first.statePath);
+    if (variant === 'truncated') await fs.writeFile(first.statePath, state.subarray(0, state.length >> 1));
+    if (variant === 'garbage') await fs.writeFile(first.statePath, Buffer.alloc(state.length, 0xa5));
+    if (variant === 'foreign') {
+      const other = await makeFile(await tempDir(t), 'other.bin', NINE_CHUNKS, 99);
+      await fs.writeFile(first.statePath, encodePartialState(other.manifest, Bitfield.full(total)));
+    }
+    if (variant === 'lying') {
+      await fs.writeFile(first.statePath, encodePartialState(source.manifest, Bitfield.full(total)));
+    }
+
+    const second = await PartialFile.create(stateDir, source.manifest);
+    t.after(() => second.abort());
+    assert.equal(second.resumed.from, variant === 'lying' ? 'state' : 'rehash');
+    assert.equal(second.resumed.checked, total);
+    assert.deepEqual([...second.have.indices()], [0, 2, 5, 7]);
+    assert.deepEqual(await stateOnDisk(second, source), [0, 2, 5, 7]);
+    await writeChunks(second, source, [1, 3, 4, 6, 8]);
+    await second.finalize(dest, 'movie.mkv');
+    assert.equal(await sha256File(path.join(dest, 'movie.mkv')), source.sha256);
+  });
+}
+
+test('a temp file of another length is cut or extended to the size, keeping what matches', async (t) => {
+  const { source, stateDir } = await setup(t, NINE_CHUNKS);
+  const first = await PartialFile.create(stateDir, source.manifest);
+  await writeChunks(first, source, [0, 8]);
+  await first.close();
+  await fs.truncate(first.tempPath, source.manifest.size - 50); // the last chunk loses its tail
+  const second = await PartialFile.create(stateDir, source.manifest);
+  assert.equal((await fs.stat(second.tempPath)).size, source.manifest.size);
+  assert.deepEqual([...second.have.indices()], [0]);
+  await second.close();
+  await fs.appendFile(second.tempPath, Buffer.alloc(5000, 1));
+  const third = await PartialFile.create(stateDir, source.manifest);
+  t.after(() => third.abort());
+  assert.equal((await fs.stat(third.tempPath)).size, source.manifest.size);
+  assert.deepEqual([...third.have.indices()], [0]);
+});
+
+test('the state is saved in batches, and never claims more than was written', async (t) => {
+  const { source, stateDir } = await setup(t, NINE_CHUNKS);
+  const partial = await PartialFile.create(stateDir, source.manifest, { saveIntervalMs: 50 });
+  t.after(() => partial.abort());
+  await writeChunks(partial, source, [3, 4]);
+  await assert.rejects(fs.stat(partial.statePath), { code: 'ENOENT' }, 'not at every chunk');
+  await waitFor(() => fs.stat(partial.statePath).then(() => true), 'the first save');
+  assert.deepEqual(await stateOnDisk(partial, source), [3, 4]);
+  await writeChunks(partial, source, [6]);
+  await partial.saveNow();
+  assert.deepEqual(await stateOnDisk(partial, source), [3, 4, 6]);
+  // No temp files of saves are left behind.
+  assert.deepEqual((await fs.readdir(path.dirname(partial.tempPath))).sort(), [
+    path.basename(partial.tempPath),
+    path.basename(partial.statePath),
+  ]);
+});
+
+test('the final check finds a chunk changed on disk after it was verified; it is missing again', async (t) => {
+  const { source, dest, stateDir } = await setup(t, NINE_CHUNKS);
+  const partial = await PartialFile.create(stateDir, source.manifest);
+  t.after(() => partial.abort());
+  await fill(partial, source);
+  await scribble(partial.tempPath, source.manifest, 4, Buffer.from('cosmic ray'));
+  await assert.rejects(partial.finalize(dest, 'movie.mkv'), (err: unknown) => {
+    assert.ok(err instanceof BadChunksError);
+    assert.equal(err.code, 'ERR_FILE_HASH_MISMATCH');
+    assert.deepEqual(err.chunks, [4]);
+    return true;
+  });
+  assert.deepEqual(await fs.readdir(dest), ['.swarmshare'], 'nothing under the final name');
+  assert.equal(partial.have.has(4), false);
+  assert.equal(partial.have.setCount, chunkCount(source.manifest) - 1);
+  assert.deepEqual(await stateOnDisk(partial, source), [0, 1, 2, 3, 5, 6, 7, 8]);
+  // Still open: the chunk is written again and the file finishes.
+  assert.ok(await partial.read(3));
+  await writeChunks(partial, source, [4]);
+  assert.equal(await partial.finalize(dest, 'movie.mkv'), path.join(dest, 'movie.mkv'));
+  assert.equal(await sha256File(path.join(dest, 'movie.mkv')), source.sha256);
+});
+
+test('a full disk: ERR_DISK_FULL naming the folder; the verified chunks are kept for a resume', async (t) => {
+  const { source, dest, stateDir } = await setup(t, NINE_CHUNKS);
+  const partial = await PartialFile.create(stateDir, source.manifest);
+  await writeChunks(partial, source, [0, 1]);
+  const handle = (partial as unknown as { handle: FileHandle }).handle;
+  const realWrite = handle.write.bind(handle) as (...args: unknown[]) => Promise<unknown>;
+  let full = true;
+  (handle as unknown as { write: (...args: unknown[]) => Promise<unknown> }).write = async (...args) => {
+    if (full) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    return realWrite(...args);
+  };
+  await assert.rejects(writeChunks(partial, source, [2]), (err: Error & { code?: string }) => {
+    assert.equal(err.code, 'ERR_DISK_FULL');
+    assert.ok(err.message.includes(dest), err.message);
+    assert.match(err.message, /free some space/);
+    return true;
+  });
+  assert.equal(partial.have.has(2), false);
+  full = false;
+  await partial.close();
+  const again = await PartialFile.create(stateDir, source.manifest);
+  t.after(() => again.abort());
+  assert.deepEqual([...again.have.indices()], [0, 1]);
+});
+
+test('abort (a cancelled download) removes the temp file and its state', async (t) => {
+  const { source, stateDir } = await setup(t, NINE_CHUNKS);
+  const first = await PartialFile.create(stateDir, source.manifest);
+  await writeChunks(first, source, [1]);
+  await first.close();
+  const second = await PartialFile.create(stateDir, source.manifest);
+  assert.equal(second.resumed.chunks, 1);
+  await second.abort();
+  assert.deepEqual(await fs.readdir(path.join(stateDir, PARTIAL_DIR_NAME)), []);
+  const third = await PartialFile.create(stateDir, source.manifest);
+  t.after(() => third.abort());
+  assert.equal(third.resumed.from, 'new');
+});

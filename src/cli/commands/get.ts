@@ -1,18 +1,25 @@
 /**
  * `swarmshare get`: downloads one file as a temporary peer. Exit 0 only when the file is complete
  * and verified; otherwise one clear line on stderr and nothing under the final name.
+ *
+ * A download that fails, is interrupted (SIGINT, SIGTERM: its state is saved first) or is killed
+ * keeps its partial file and state in OUT/.swarmshare/partial, and running the same command again
+ * resumes it, fetching only what is missing. The state folder is removed only by a download that
+ * succeeds, and only if a `get` created it.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Endpoint } from '../../address.js';
 import { STATE_DIR_NAME } from '../../constants.js';
-import { SwarmError, errorMessage } from '../../errors.js';
+import { SwarmError, errorCode, errorMessage, isErrorCode } from '../../errors.js';
 import { createLogger, silentLogger } from '../../log.js';
+import type { ActiveDownload } from '../../peer/peer-node.js';
 import { PeerNode } from '../../peer/peer-node.js';
 import { fileIdHex } from '../../storage/manifest.js';
+import { PARTIAL_DIR_NAME, hasPartial } from '../../storage/partial-file.js';
 import { TrackerClient } from '../../tracker/client.js';
 import { trackersFrom, type DiscoveryFlags } from '../discovery-flags.js';
-import { describeDownload, printable } from '../format.js';
+import { describeDownload, formatBytes, printable } from '../format.js';
 import { DownloadProgressDisplay } from '../progress.js';
 
 export interface GetCommandOptions extends DiscoveryFlags {
@@ -20,7 +27,13 @@ export interface GetCommandOptions extends DiscoveryFlags {
   host: string;
   json?: boolean;
   log?: string;
+  /** Bytes per second, over all connections (parsed by the CLI). */
+  uploadLimit?: number;
+  downloadLimit?: number;
 }
+
+/** Marks a state folder that a `get` created, so that a later `get` that finishes may remove it. */
+const CREATED_BY_GET = 'created-by-get';
 
 export async function runGetCommand(nameOrId: string, options: GetCommandOptions): Promise<void> {
   const logger = options.log
@@ -40,14 +53,35 @@ export async function runGetCommand(nameOrId: string, options: GetCommandOptions
     shareOnStart: false,
     ephemeralIdentity: true,
     name: 'get',
+    uploadLimit: options.uploadLimit,
+    downloadLimit: options.downloadLimit,
     logger,
   });
+  if (createdStateDir) await fs.writeFile(path.join(stateDir, CREATED_BY_GET), '').catch(() => undefined);
   const display = new DownloadProgressDisplay(process.stderr);
   const detach = display.attach(node);
+  const onStarted = ({ manifest, download }: ActiveDownload): void => {
+    download.on('resumed', (chunks, bytes) =>
+      display.log(
+        process.stderr,
+        `resuming ${printable(manifest.name)}: ${formatBytes(bytes)} of ${formatBytes(manifest.size)} ` +
+          `(${chunks} chunks) already here and verified again`,
+      ),
+    );
+  };
+  node.on('download-started', onStarted);
+  const signals = watchSignals();
+  let target: { id: Buffer; name?: string } | null = null;
+  let active: ActiveDownload | null = null;
+  let succeeded = false;
   try {
-    await node.discoverySettled();
-    const target = await node.resolveTarget(nameOrId);
-    const result = await node.download(target.id, target.name);
+    await signals.race(node.discoverySettled());
+    target = await signals.race(node.resolveTarget(nameOrId));
+    const started = await signals.race(node.startDownload(target.id, target.name));
+    active = started.active;
+    started.finished.catch(() => undefined); // raced below; an interruption settles it later
+    const result = await signals.race(started.finished);
+    succeeded = true;
     display.stop();
     if (options.json) {
       const summary = {
@@ -56,19 +90,95 @@ export async function runGetCommand(nameOrId: string, options: GetCommandOptions
         size: result.size,
         path: path.resolve(result.path),
         seconds: result.seconds,
+        resumedBytes: result.resumedBytes,
         sources: result.sources.map((s) => ({ peer: s.peerId, name: s.name, bytes: s.bytes })),
       };
       process.stdout.write(`${JSON.stringify(summary)}\n`);
     } else {
-      process.stdout.write(`${describeDownload(result)}\n`);
+      const resumed =
+        result.resumedBytes > 0 ? ` (resumed: ${formatBytes(result.resumedBytes)} were already here)` : '';
+      process.stdout.write(`${describeDownload(result)}${resumed}\n`);
     }
+  } catch (err) {
+    // Stopping the node saves every download's state: only then is it worth telling of.
+    await node.close();
+    throw await withResumeHint(err, stateDir, target, active);
   } finally {
+    signals.dispose();
+    node.off('download-started', onStarted);
     detach();
     display.stop();
     await node.close();
-    // A one-shot download leaves no state folder behind unless one was there already.
-    if (createdStateDir) await fs.rm(stateDir, { recursive: true, force: true });
+    await cleanUpStateDir(stateDir, createdStateDir, succeeded);
   }
+}
+
+/** The error, saying so when the partial download is kept for a resume. */
+async function withResumeHint(
+  err: unknown,
+  stateDir: string,
+  target: { id: Buffer } | null,
+  active: ActiveDownload | null,
+): Promise<unknown> {
+  if (!target || !(await hasPartial(stateDir, target.id))) return err;
+  const code = errorCode(err);
+  const progress = active?.download.progress;
+  const kept = progress
+    ? `${formatBytes(progress.bytes)} of ${formatBytes(progress.size)} verified`
+    : 'what was verified';
+  return new SwarmError(
+    code && isErrorCode(code) ? code : 'ERR_IO',
+    `${errorMessage(err)}; the partial download (${kept}) is kept in ` +
+      `${path.join(stateDir, PARTIAL_DIR_NAME)}: run the same get again to resume it`,
+    { cause: err },
+  );
+}
+
+/**
+ * Removes what `get` made in the state folder: all of it when this run created the folder and keeps
+ * nothing in it; after a success, also a folder an earlier `get` created and left for a resume, if
+ * nothing else lives there now. Anything else there (a peer's identity, other downloads) stays.
+ */
+async function cleanUpStateDir(stateDir: string, createdNow: boolean, succeeded: boolean): Promise<void> {
+  const partialDir = path.join(stateDir, PARTIAL_DIR_NAME);
+  const keptDownloads = (await fs.readdir(partialDir).catch(() => [])).length > 0;
+  if (keptDownloads) return;
+  if (createdNow) {
+    await fs.rm(stateDir, { recursive: true, force: true });
+    return;
+  }
+  if (!succeeded || !(await exists(path.join(stateDir, CREATED_BY_GET)))) return;
+  await fs.rmdir(partialDir).catch(() => undefined);
+  await fs.rm(path.join(stateDir, CREATED_BY_GET), { force: true });
+  // Fails, and leaves it, if anything else is there.
+  await fs
+    .rmdir(stateDir)
+    .catch(() => fs.writeFile(path.join(stateDir, CREATED_BY_GET), '').catch(() => undefined));
+}
+
+/**
+ * SIGINT and SIGTERM, while a download runs, reject whatever is raced against them, so the command
+ * stops the download (saving its state) and exits with the usual error line. A second signal ends
+ * the process at once, as it would without us.
+ */
+function watchSignals(): { race: <T>(promise: Promise<T>) => Promise<T>; dispose: () => void } {
+  let onSignal: ((signal: NodeJS.Signals) => void) | null = null;
+  const interrupted = new Promise<never>((_, reject) => {
+    onSignal = (signal) => {
+      dispose();
+      reject(new SwarmError('ERR_INTERRUPTED', `interrupted by ${signal}`));
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  });
+  interrupted.catch(() => undefined);
+  const dispose = (): void => {
+    if (!onSignal) return;
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    onSignal = null;
+  };
+  return { race: (promise) => Promise.race([promise, interrupted]), dispose };
 }
 
 /**

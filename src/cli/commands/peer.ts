@@ -16,6 +16,7 @@ export interface PeerCommandOptions extends DiscoveryFlags, DashboardFlags {
   port: number;
   name?: string;
   uploadLimit?: number;
+  downloadLimit?: number;
   log?: string;
 }
 
@@ -37,6 +38,7 @@ export async function runPeerCommand(options: PeerCommandOptions): Promise<void>
     port: options.port,
     name: options.name,
     uploadLimit: options.uploadLimit,
+    downloadLimit: options.downloadLimit,
     logger,
   });
   let dashboard: { close(): Promise<void> } | null = null;

@@ -72,8 +72,23 @@ export const RECONNECT_MIN_MS = 500;
 export const RECONNECT_MAX_MS = 10_000;
 
 // ---- Peer limits -------------------------------------------------------------------------------
-/** Chunk requests kept in flight to one source (pipelining). */
+/** Chunk requests kept in flight to a new source, before its rate is known (pipelining). */
 export const REQUESTS_PER_SOURCE = 4;
+/** The fewest requests a connected source is kept busy with, however slow it is. */
+export const MIN_REQUESTS_PER_SOURCE = 2;
+/**
+ * A source is given enough requests to keep it busy for one round trip plus this long at its
+ * measured rate: a fast source is never idle, and a slow one holds at most this much work hostage.
+ */
+export const REQUEST_QUEUE_TARGET_MS = 500;
+/** Bytes of chunk requests in flight to one source at most (they arrive in memory). */
+export const MAX_IN_FLIGHT_BYTES_PER_SOURCE = 16 * MiB;
+/** Chunks received and waiting to be verified and written, in bytes: beyond this, no new requests. */
+export const MAX_WRITE_QUEUE_BYTES = 32 * MiB;
+/** A download's first few chunks are picked at random, not rarest first: something to trade at once. */
+export const RANDOM_FIRST_CHUNKS = 4;
+/** Availability learned from HAVE messages re-sorts the rarest-first order at most this often. */
+export const AVAILABILITY_REFRESH_MS = 500;
 /** Chunk requests a serving peer accepts in flight on one connection. */
 export const MAX_SERVED_REQUESTS_PER_CONNECTION = 32;
 export const MAX_PEER_CONNECTIONS = 256;
@@ -180,3 +195,20 @@ export const MAX_TRACKER_MANIFEST_BYTES = 1024 * MiB;
  * arrive, and always when the download stops: a crash loses at most this much work.
  */
 export const PARTIAL_STATE_SAVE_INTERVAL_MS = 1_000;
+
+// ---- Upload slots (appended by the choker) --------------------------------------------------------
+/**
+ * Connections a chunk server uploads to at once, besides one optimistic slot (see src/peer/choker.ts):
+ * a few uploads at full speed finish chunks, which their receivers then pass on, where many at a
+ * trickle each would leave everyone with half-sent chunks. The rest are choked (REJECT ERR_CHOKED)
+ * and wait their turn.
+ */
+export const UPLOAD_SLOTS = 4;
+/** The regular slots are given again this often: to who gave us the most, or in turns when seeding. */
+export const UNCHOKE_INTERVAL_MS = 10_000;
+/** The optimistic slot moves to a random choked peer this often, so newcomers get something to trade. */
+export const OPTIMISTIC_UNCHOKE_INTERVAL_MS = 30_000;
+/** A connection wants chunks while it has requests with us or asked within this time. */
+export const UPLOAD_INTEREST_MS = 5_000;
+/** Tit-for-tat counts the bytes a peer gave us (verified) over about this window. */
+export const RECIPROCATION_WINDOW_MS = 20_000;

@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'ERR_BAD_NAME'
   | 'ERR_UNKNOWN_FILE'
   | 'ERR_UNKNOWN_CHUNK'
+  | 'ERR_CHOKED' // a chunk request refused for now (no upload slot): not "does not have it"
   | 'ERR_LIMIT'
   | 'ERR_TIMEOUT'
   | 'ERR_CLOSED'

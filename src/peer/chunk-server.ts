@@ -17,6 +17,11 @@
  * a client (OFFERS, HAVE, PEERS) are held back and coalesced until it does. A connection that has a
  * PIECE waiting and takes none of it for idleTimeoutMs is closed, whatever else it sends, so clients
  * that stop reading cannot keep the budget from others for long.
+ *
+ * Upload slots (src/peer/choker.ts): chunks go to uploadSlots connections at a time, plus one
+ * optimistic slot. A connection without one is sent CHOKE, and its chunk requests, queued and new,
+ * are answered with REJECT ERR_CHOKED (never dropped: the client's requests settle at once) until it
+ * is sent UNCHOKE. Manifests and discovery frames are not subject to slots.
  */
 import net, { type AddressInfo } from 'node:net';
 import type { Endpoint } from '../address.js';
@@ -28,10 +33,14 @@ import {
   MAX_PEX_PEERS,
   MAX_SERVED_REQUESTS_PER_CONNECTION,
   OFFERS_DEBOUNCE_MS,
+  OPTIMISTIC_UNCHOKE_INTERVAL_MS,
   PEER_IDLE_TIMEOUT_MS,
   PEER_PROTOCOL,
   PEER_VERSIONS,
   PEX_INTERVAL_MS,
+  UNCHOKE_INTERVAL_MS,
+  UPLOAD_INTEREST_MS,
+  UPLOAD_SLOTS,
 } from '../constants.js';
 import { SwarmError, errorCode, errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
@@ -40,6 +49,7 @@ import { chunkCount, chunkLength, type Manifest } from '../storage/manifest.js';
 import { ProtocolError } from '../wire/codec.js';
 import { FramedConnection } from '../wire/connection.js';
 import { serverHandshake } from '../wire/handshake.js';
+import { Choker } from './choker.js';
 import type { RateLimiter } from './rate-limiter.js';
 import {
   decodePeerMessage,
@@ -92,6 +102,21 @@ export interface ChunkServerOptions {
    * all connections. Default MAX_SERVER_UNFLUSHED_BYTES.
    */
   maxUnflushedBytes?: number;
+  /**
+   * Connections sent chunks at once, besides one optimistic slot; the others are choked (see
+   * src/peer/choker.ts). Default UPLOAD_SLOTS; Infinity chokes nobody.
+   */
+  uploadSlots?: number;
+  /**
+   * Verified chunk bytes the peer with this id (hex, from its INFO) gave us lately: the regular slots
+   * go to those who gave the most (tit-for-tat). Without it, or while nobody gives us anything, they
+   * go round (the seeding choker).
+   */
+  reciprocation?: (peerId: string) => number;
+  /** Tuning for tests. Defaults UNCHOKE_INTERVAL_MS, OPTIMISTIC_UNCHOKE_INTERVAL_MS, UPLOAD_INTEREST_MS. */
+  unchokeIntervalMs?: number;
+  optimisticUnchokeIntervalMs?: number;
+  interestMs?: number;
 }
 
 export interface ChunkServerStats {
@@ -112,6 +137,10 @@ export interface ChunkServerStats {
   unflushedBytes: number;
   /** Chunks holding a part of that budget now. */
   unflushedChunks: number;
+  /** Connections holding an upload slot now. */
+  unchoked: number;
+  /** Connections choked and waiting for an upload slot now. */
+  choked: number;
 }
 
 /** Clients send only the handshake, INFO, REQUEST, CANCEL and GET_MANIFEST: all tiny. */
@@ -149,6 +178,10 @@ export class ChunkServer {
   private listeningPort = 0;
   private offersTimer: NodeJS.Timeout | null = null;
   private pexTimer: NodeJS.Timeout | null = null;
+  private rechokeTimer: NodeJS.Timeout | null = null;
+  private optimisticTimer: NodeJS.Timeout | null = null;
+  /** @internal Who holds an upload slot; ServedConnections report to it. */
+  readonly slots: Choker<ServedConnection>;
   /** The last "too many offers" warning, so it is logged once per change, not once per client. */
   private lastOffersCut = '';
   private readonly counters = {
@@ -167,6 +200,26 @@ export class ChunkServer {
     this.idleTimeoutMs = options.idleTimeoutMs ?? PEER_IDLE_TIMEOUT_MS;
     this.handshakeTimeoutMs = options.handshakeTimeoutMs;
     this.budget = new SendBudget(options.maxUnflushedBytes ?? MAX_SERVER_UNFLUSHED_BYTES);
+    const reciprocation = options.reciprocation;
+    this.slots = new Choker<ServedConnection>({
+      slots: options.uploadSlots ?? UPLOAD_SLOTS,
+      onChange: (session, choked) => (choked ? session.choke() : session.unchoke()),
+      busy: (session) => session.hasChunkRequests,
+      interestMs: options.interestMs ?? UPLOAD_INTEREST_MS,
+      rechokeIntervalMs: options.unchokeIntervalMs ?? UNCHOKE_INTERVAL_MS,
+      ...(reciprocation
+        ? {
+            reciprocation: (peerId: string) => {
+              try {
+                return reciprocation(peerId);
+              } catch (err) {
+                this.logger.error({ err: errorMessage(err) }, 'reciprocation failed');
+                return 0;
+              }
+            },
+          }
+        : {}),
+    });
   }
 
   get uploadedBytes(): number {
@@ -179,6 +232,7 @@ export class ChunkServer {
       connections: this.connections.size,
       unflushedBytes: this.budget.bytes,
       unflushedChunks: this.budget.chunks,
+      ...this.slots.stats,
     };
   }
 
@@ -207,6 +261,16 @@ export class ChunkServer {
           );
           this.pexTimer.unref();
         }
+        this.rechokeTimer = setInterval(
+          () => this.slots.rechoke(),
+          this.options.unchokeIntervalMs ?? UNCHOKE_INTERVAL_MS,
+        );
+        this.rechokeTimer.unref();
+        this.optimisticTimer = setInterval(
+          () => this.slots.rotateOptimistic(),
+          this.options.optimisticUnchokeIntervalMs ?? OPTIMISTIC_UNCHOKE_INTERVAL_MS,
+        );
+        this.optimisticTimer.unref();
         this.logger.info({ host: address.address, port: address.port }, 'chunk server listening');
         resolve({ host: address.address, port: address.port });
       });
@@ -219,7 +283,9 @@ export class ChunkServer {
     this.server = null;
     if (this.pexTimer) clearInterval(this.pexTimer);
     if (this.offersTimer) clearTimeout(this.offersTimer);
-    this.pexTimer = this.offersTimer = null;
+    if (this.rechokeTimer) clearInterval(this.rechokeTimer);
+    if (this.optimisticTimer) clearInterval(this.optimisticTimer);
+    this.pexTimer = this.offersTimer = this.rechokeTimer = this.optimisticTimer = null;
     for (const conn of this.connections) conn.destroy();
     if (!server) return;
     await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -465,6 +531,8 @@ interface Request {
   fileId: Buffer;
   index: number;
   cancelled: boolean;
+  /** Its connection was choked before the chunk was read: it is answered with ERR_CHOKED. */
+  choked: boolean;
 }
 
 /** @internal A chunk read for one PIECE; it holds its part of the server's budget until released. */
@@ -512,11 +580,40 @@ class ServedConnection {
     private readonly conn: FramedConnection,
     private readonly server: ChunkServer,
   ) {
+    server.slots.add(this);
     conn.once('close', () => {
       if (this.stallTimer) clearTimeout(this.stallTimer);
       this.stallTimer = null;
+      this.server.slots.remove(this);
       this.server.wake();
     });
+  }
+
+  /** True while chunk requests of this client are queued, being read or being sent. */
+  get hasChunkRequests(): boolean {
+    return this.waiting.length > 0 || this.active.size > 0;
+  }
+
+  /**
+   * It lost its upload slot: CHOKE, then REJECT ERR_CHOKED for its queued requests and for those whose
+   * chunk is not read yet (one already read is sent: the client wants it and the work is done).
+   */
+  choke(): void {
+    if (this.conn.isClosed) return;
+    this.conn.send(encodePeerMessage({ type: 'choke' }));
+    for (const request of this.waiting.splice(0)) this.rejectChoked(request);
+    for (const request of this.active.values()) request.choked = true;
+    // Those waiting for the server's budget no longer need it.
+    this.server.wake();
+  }
+
+  /** It has an upload slot again. */
+  unchoke(): void {
+    if (!this.conn.isClosed) this.conn.send(encodePeerMessage({ type: 'unchoke' }));
+  }
+
+  private rejectChoked(request: Request): void {
+    this.reject(request, 'ERR_CHOKED', 'no upload slot for you now: wait for UNCHOKE');
   }
 
   get remoteAddress(): string {
@@ -605,7 +702,19 @@ class ServedConnection {
     switch (msg.type) {
       case 'request': {
         this.admit(msg.req);
-        this.waiting.push({ req: msg.req, fileId: msg.fileId, index: msg.index, cancelled: false });
+        const request = {
+          req: msg.req,
+          fileId: msg.fileId,
+          index: msg.index,
+          cancelled: false,
+          choked: false,
+        };
+        // Asking makes it compete for a slot; without one (CHOKE already sent) it is refused at once.
+        if (!this.server.slots.request(this)) {
+          this.rejectChoked(request);
+          return;
+        }
+        this.waiting.push(request);
         this.pump();
         return;
       }
@@ -623,6 +732,7 @@ class ServedConnection {
         if (this.introduced) throw new ProtocolError('INFO sent twice');
         this.introduced = true;
         this.clientPort = msg.port;
+        this.server.slots.identify(this, msg.peerId.toString('hex'));
         this.server.greet(this, msg);
         return;
       }
@@ -684,13 +794,17 @@ class ServedConnection {
       this.server.record('cancelled');
       return;
     }
+    if (request.choked) {
+      this.rejectChoked(request);
+      return;
+    }
     let chunk: ReadChunk | null;
     try {
       chunk = await this.server.read(
         request.fileId,
         request.index,
         this.share,
-        () => this.conn.isClosed || request.cancelled,
+        () => this.conn.isClosed || request.cancelled || request.choked,
       );
     } catch (err) {
       const code = errorCode(err);
@@ -710,11 +824,16 @@ class ServedConnection {
       if (!this.conn.isClosed) this.server.record('cancelled');
       return;
     }
+    if (chunk === null && request.choked) {
+      this.rejectChoked(request);
+      return;
+    }
     if (chunk === null) {
       this.reject(request, 'ERR_UNKNOWN_CHUNK', `chunk ${request.index} of this file is not here`);
       return;
     }
     this.server.record('served', chunk.data.length);
+    this.server.slots.sent(this, chunk.data.length);
     await this.sendPiece(request, chunk);
   }
 

@@ -1,12 +1,21 @@
 /**
  * Downloads one file from many peers at once.
  *
- * Sources come from `findSources` (the tracker), asked at the start and every relocate interval. Up to
- * maxSources are connected in parallel; each keeps requestsPerSource requests in flight, for chunks it
- * holds that are neither verified nor requested elsewhere, rarest first (ties broken at random, so
- * sources spread over the file). When every missing chunk is already requested, an idle source may
- * duplicate a request still in flight at one other source ("end game"), so one slow source cannot hold
- * up the end; the first verified copy wins and the other request is cancelled.
+ * Sources come from `findSources` (the tracker, which knows every holder's chunks), asked at the start
+ * and every relocate interval; a connected source also tells us what it holds (OFFERS) and each chunk
+ * it gains (HAVE), so its chunk map is current between relocates. Up to maxSources are connected in
+ * parallel. Chunks are picked rarest first across all the sources we know of (ties broken at random,
+ * so sources spread over the file), except the first RANDOM_FIRST_CHUNKS, which are picked at random
+ * so a newcomer soon has something to trade. When every missing chunk is already requested, an idle
+ * source may duplicate a request still in flight at one other source ("end game"), so one slow source
+ * cannot hold up the end; the first verified copy wins and the other request is cancelled.
+ *
+ * Pipelining adapts per source: each is kept busy for its round trip plus REQUEST_QUEUE_TARGET_MS at
+ * its measured rate (at least MIN_REQUESTS_PER_SOURCE, at most MAX_IN_FLIGHT_BYTES_PER_SOURCE), so a
+ * fast source never waits for our next request and a slow one holds little work hostage. Chunks
+ * received but not yet written are capped (MAX_WRITE_QUEUE_BYTES): a slow disk slows the requests
+ * instead of filling memory. A source that chokes us (its upload slots are taken) keeps its
+ * connection but gets no requests until it unchokes us.
  *
  * Every chunk is checked against the manifest (exact length and SHA-256) before it is written. A source
  * that disconnects or times out loses its requests to the others and may be reconnected later; one that
@@ -28,14 +37,20 @@
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import {
+  AVAILABILITY_REFRESH_MS,
   CHUNK_REQUEST_TIMEOUT_MS,
   CONNECT_TIMEOUT_MS,
   MAX_BAD_CHUNKS_PER_SOURCE,
+  MAX_IN_FLIGHT_BYTES_PER_SOURCE,
   MAX_LOCATE_PEERS,
   MAX_SERVED_REQUESTS_PER_CONNECTION,
   MAX_SOURCES_PER_DOWNLOAD,
+  MAX_WRITE_QUEUE_BYTES,
+  MIN_REQUESTS_PER_SOURCE,
   NO_SOURCE_TIMEOUT_MS,
+  RANDOM_FIRST_CHUNKS,
   RELOCATE_INTERVAL_MS,
+  REQUEST_QUEUE_TARGET_MS,
   REQUESTS_PER_SOURCE,
 } from '../constants.js';
 import { RemoteError, SwarmError, errorCode, errorMessage } from '../errors.js';
@@ -45,6 +60,7 @@ import { chunkCount, chunkLength, type Manifest } from '../storage/manifest.js';
 import { BadChunksError, PartialFile } from '../storage/partial-file.js';
 import { readFileChunk } from '../storage/shared-folder.js';
 import type { ReceiveLimiter } from '../wire/connection.js';
+import type { Offer } from '../wire/peer-messages.js';
 import { PeerClient } from './peer-client.js';
 
 /** A peer that holds some or all of the file, as the tracker reports it. */
@@ -82,6 +98,9 @@ export interface DownloadOptions {
   /** A chunk request unanswered this long is given to another source. */
   chunkTimeoutMs?: number;
   connectTimeoutMs?: number;
+  /** Who we are to the sources (INFO); by default a random peer id. */
+  self?: { peerId: Buffer; name: string };
+  /** A fixed number of requests in flight per source; by default it adapts to each source's rate. */
   requestsPerSource?: number;
   maxSources?: number;
   /**
@@ -129,6 +148,12 @@ export interface SourceStats {
   connected: boolean;
   /** Chunk requests outstanding at it now. */
   inFlight: number;
+  /** Requests it is kept busy with (adapted to its rate and round trip). */
+  depth: number;
+  /** Verified bytes per second it delivers, recently. */
+  bytesPerSecond: number;
+  /** It has no upload slot for us now. */
+  choked: boolean;
 }
 
 /** Why a source stopped being used: a stable word for logs, UIs and tests. */
@@ -155,6 +180,12 @@ interface RequestToken {
   sentAt: number;
 }
 
+/** Waiting this long for an upload slot at sources that have what we need fails the download. */
+const MAX_CHOKED_WAIT_MS = 5 * 60_000;
+
+/** A source's delivery rate is measured over windows this long at least, then smoothed. */
+const SOURCE_RATE_WINDOW_MS = 250;
+
 /** While the no-progress deadline waits for a chunk being verified, it looks again this often. */
 const WRITE_POLL_MS = 50;
 
@@ -180,6 +211,17 @@ interface Source {
   listed: boolean;
   /** Set just before we close the connection ourselves, to report why. */
   closingFor: SourceLostReason | null;
+  /** It told us it has no upload slot for us: no requests until it unchokes us. */
+  choked: boolean;
+  /** Requests to keep in flight at it (see pipelineDepth). */
+  depth: number;
+  /** Smoothed bytes per second it delivered (0 until measured). */
+  rate: number;
+  /** The current rate window: since when, and the bytes delivered in it. */
+  windowStart: number;
+  windowBytes: number;
+  /** The quickest answer to a request, in ms: a round trip plus one chunk's transfer. */
+  minLatencyMs: number;
 }
 
 export class Download extends EventEmitter<DownloadEvents> {
@@ -193,14 +235,24 @@ export class Download extends EventEmitter<DownloadEvents> {
   private readonly relocateIntervalMs: number;
   private readonly noSourceTimeoutMs: number;
   private readonly chunkTimeoutMs: number;
-  private readonly requestsPerSource: number;
+  /** Fixed by the caller, or null: adapted per source. */
+  private readonly requestsPerSource: number | null;
   private readonly maxSources: number;
+  /** Most requests in flight at one source: by the protocol's cap and the bytes they bring. */
+  private readonly maxDepth: number;
 
   private readonly sources = new Map<string, Source>();
   /** Chunk index → the sources it is requested from right now (at most two, in the end game). */
   private readonly requested = new Map<number, Set<Source>>();
-  /** Chunks received and being verified/written. */
+  /** Chunks received and being verified/written, and their bytes. */
   private readonly writing = new Set<number>();
+  private writingBytes = 0;
+  /** A HAVE or OFFERS changed what sources hold since the order was built (see AVAILABILITY_REFRESH_MS). */
+  private availabilityDirty = false;
+  private orderBuiltAt = 0;
+  private pumpScheduled = false;
+  /** Since when every source with chunks we need has been choking us (0: not now). */
+  private chokedSince = 0;
   /** Missing chunks that some source holds, rarest first; rebuilt when the sources change. */
   private order: number[] = [];
   private orderStart = 0;
@@ -240,9 +292,13 @@ export class Download extends EventEmitter<DownloadEvents> {
     this.relocateIntervalMs = options.relocateIntervalMs ?? RELOCATE_INTERVAL_MS;
     this.noSourceTimeoutMs = options.noSourceTimeoutMs ?? NO_SOURCE_TIMEOUT_MS;
     this.chunkTimeoutMs = options.chunkTimeoutMs ?? CHUNK_REQUEST_TIMEOUT_MS;
-    this.requestsPerSource = clamp(
-      options.requestsPerSource ?? REQUESTS_PER_SOURCE,
-      1,
+    this.requestsPerSource =
+      options.requestsPerSource === undefined
+        ? null
+        : clamp(options.requestsPerSource, 1, MAX_SERVED_REQUESTS_PER_CONNECTION);
+    this.maxDepth = clamp(
+      MAX_IN_FLIGHT_BYTES_PER_SOURCE / Math.max(options.manifest.chunkSize, 1),
+      MIN_REQUESTS_PER_SOURCE,
       MAX_SERVED_REQUESTS_PER_CONNECTION,
     );
     this.maxSources = clamp(options.maxSources ?? MAX_SOURCES_PER_DOWNLOAD, 1, MAX_SOURCES_PER_DOWNLOAD);
@@ -333,6 +389,9 @@ export class Download extends EventEmitter<DownloadEvents> {
         bytes: s.bytes,
         connected: s.client !== null,
         inFlight: s.inFlight.size,
+        depth: s.depth,
+        bytesPerSecond: Math.round(s.rate),
+        choked: s.choked,
       }));
   }
 
@@ -539,8 +598,15 @@ export class Download extends EventEmitter<DownloadEvents> {
   private checkProgress(): void {
     if (this.finished) return;
     const now = Date.now();
-    // A paused download has no sources in use by choice: that is not a reason to fail.
+    // A paused download has no sources in use by choice: that is not a reason to fail. Nor is waiting
+    // for an upload slot at sources that have what we need, for a while (MAX_CHOKED_WAIT_MS).
     if (this.paused) this.lastProgressAt = now;
+    if (this.waitingForSlot()) {
+      this.chokedSince ||= now;
+      if (now - this.chokedSince < MAX_CHOKED_WAIT_MS) this.lastProgressAt = now;
+    } else {
+      this.chokedSince = 0;
+    }
     if (now < this.lastProgressAt + this.noSourceTimeoutMs) {
       this.graceUntil = 0;
       this.armWatchdog();
@@ -565,6 +631,17 @@ export class Download extends EventEmitter<DownloadEvents> {
           `(${this.have.setCount} of ${this.totalChunks} chunks verified, ${known} sources known)`,
       ),
     );
+  }
+
+  /** True when every connected source that has a chunk we need is choking us (and there is one). */
+  private waitingForSlot(): boolean {
+    let choked = false;
+    for (const source of this.sources.values()) {
+      if (!source.client || !this.offersAnything(source)) continue;
+      if (!source.choked) return false;
+      choked = true;
+    }
+    return choked;
   }
 
   /** When the last of the requests in flight now is due (0 if none is in flight). */
@@ -681,7 +758,10 @@ export class Download extends EventEmitter<DownloadEvents> {
         logger: this.logger,
         connectTimeoutMs: this.options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS,
         requestTimeoutMs: this.chunkTimeoutMs,
-        maxInFlight: this.requestsPerSource,
+        maxInFlight: this.requestsPerSource ?? this.maxDepth,
+        // Our peer id lets the source credit what we upload to it (tit-for-tat); port 0: this
+        // connection is not a place to connect back to.
+        ...(this.options.self ? { self: { ...this.options.self, port: 0 } } : {}),
         maxChunkSize: this.manifest.chunkSize,
         receiveLimiter: this.options.receiveLimiter,
       });
@@ -702,7 +782,22 @@ export class Download extends EventEmitter<DownloadEvents> {
     source.client = client;
     source.everConnected = true;
     source.closingFor = null;
+    source.choked = false;
+    source.depth = this.requestsPerSource ?? REQUESTS_PER_SOURCE;
+    source.rate = 0;
+    source.windowStart = Date.now();
+    source.windowBytes = 0;
     client.on('close', (reason) => this.onSourceClosed(source, client, reason));
+    client.on('offers', (offers) => this.onOffers(source, client, offers));
+    client.on('have', (fileId, index) => this.onHave(source, client, fileId, index));
+    client.on('choke', () => {
+      if (source.client === client) source.choked = true;
+    });
+    client.on('unchoke', () => {
+      if (source.client !== client) return;
+      source.choked = false;
+      this.pump();
+    });
     this.logger.debug({ peer: source.peerId, host, port }, 'source connected');
     this.emit('source', source.peerId, source.info.name);
     this.pump();
@@ -761,36 +856,48 @@ export class Download extends EventEmitter<DownloadEvents> {
 
   // ---- Scheduling --------------------------------------------------------------------------------
 
-  /** The missing chunks that any usable source holds, rarest first, ties in random order. */
+  /**
+   * Every missing chunk, rarest first across the sources we know of (the tracker's view of the whole
+   * swarm, kept current by OFFERS and HAVE), ties in random order; chunks nobody offers come last.
+   */
   private rebuildOrder(): void {
     const availability = new Uint16Array(this.totalChunks);
-    let everywhere = 0;
     for (const source of this.sources.values()) {
       if (source.dropped || (!source.listed && !source.client)) continue; // gone, as far as we know
-      if (source.chunks.complete) {
-        everywhere++;
-        continue;
-      }
       for (const index of source.chunks.indices()) availability[index]!++;
     }
     const missing: number[] = [];
-    for (let i = 0; i < this.totalChunks; i++) {
-      if (!this.have.has(i) && availability[i]! + everywhere > 0) missing.push(i);
-    }
+    for (let i = 0; i < this.totalChunks; i++) if (!this.have.has(i)) missing.push(i);
     shuffle(missing);
-    missing.sort((a, b) => availability[a]! - availability[b]!); // stable: ties keep the random order
+    // Stable: ties keep the random order. Unavailable chunks sort last, where a HAVE can find them.
+    missing.sort((a, b) => (availability[a]! || 0x10000) - (availability[b]! || 0x10000));
     this.order = missing;
     this.orderStart = 0;
     this.orderStale = false;
+    this.availabilityDirty = false;
+    this.orderBuiltAt = Date.now();
   }
 
-  /** Fills every connected source up to requestsPerSource requests. */
+  /** Coalesces the pumps that a burst of events (HAVE, OFFERS) asks for into one. */
+  private schedulePump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
+  }
+
+  /** Fills every connected, unchoked source up to its pipeline depth, while the write queue has room. */
   private pump(): void {
     if (this.finished || this.paused || !this.partial) return;
-    if (this.orderStale) this.rebuildOrder();
+    const now = Date.now();
+    if (this.orderStale || (this.availabilityDirty && now - this.orderBuiltAt >= AVAILABILITY_REFRESH_MS)) {
+      this.rebuildOrder();
+    }
     for (const source of this.sources.values()) {
-      if (!source.client || source.client.isClosed) continue;
-      while (source.inFlight.size < this.requestsPerSource) {
+      if (!source.client || source.client.isClosed || source.choked) continue;
+      while (source.inFlight.size < source.depth && this.writingBytes < MAX_WRITE_QUEUE_BYTES) {
         const index = this.pickChunk(source);
         if (index === undefined) break;
         this.request(source, index);
@@ -799,14 +906,21 @@ export class Download extends EventEmitter<DownloadEvents> {
   }
 
   private pickChunk(source: Source): number | undefined {
-    for (let k = this.orderStart; k < this.order.length; k++) {
-      const index = this.order[k]!;
-      if (this.have.has(index)) {
-        if (k === this.orderStart) this.orderStart++; // verified chunks at the front are never looked at again
-        continue;
-      }
-      if (this.requested.has(index) || this.writing.has(index)) continue;
-      if (source.chunks.has(index) && !source.refused.has(index)) return index;
+    const usable = (index: number): boolean =>
+      !this.have.has(index) &&
+      !this.requested.has(index) &&
+      !this.writing.has(index) &&
+      source.chunks.has(index) &&
+      !source.refused.has(index);
+    while (this.orderStart < this.order.length && this.have.has(this.order[this.orderStart]!)) {
+      this.orderStart++; // verified chunks at the front are never looked at again
+    }
+    const count = this.order.length - this.orderStart;
+    // The first few chunks at random: rarest first would send every newcomer to the same few holders.
+    const offset = this.have.setCount < RANDOM_FIRST_CHUNKS ? Math.floor(Math.random() * count) : 0;
+    for (let k = 0; k < count; k++) {
+      const index = this.order[this.orderStart + ((k + offset) % count)]!;
+      if (usable(index)) return index;
     }
     if (!this.inEndGame()) return undefined;
     for (const [index, holders] of this.requested) {
@@ -814,6 +928,52 @@ export class Download extends EventEmitter<DownloadEvents> {
       if (source.chunks.has(index) && !source.refused.has(index)) return index;
     }
     return undefined;
+  }
+
+  /** A source's OFFERS: what it holds now, replacing what we knew. */
+  private onOffers(source: Source, client: PeerClient, offers: Offer[]): void {
+    if (source.client !== client) return;
+    const offer = offers.find((o) => o.fileId.equals(this.fileId));
+    if (!offer || offer.chunks.size !== this.totalChunks) return;
+    source.chunks = new Bitfield(offer.chunks.size, offer.chunks.bytes);
+    source.refused.clear();
+    this.availabilityDirty = true;
+    this.schedulePump();
+  }
+
+  /** A source's HAVE: it verified one more chunk, which we may ask it for at once. */
+  private onHave(source: Source, client: PeerClient, fileId: Buffer, index: number): void {
+    if (source.client !== client || !fileId.equals(this.fileId)) return;
+    if (!Number.isInteger(index) || index < 0 || index >= this.totalChunks || source.chunks.has(index))
+      return;
+    source.chunks.set(index);
+    source.refused.delete(index);
+    if (this.have.has(index)) return;
+    this.availabilityDirty = true;
+    if (source.inFlight.size < source.depth) this.schedulePump();
+  }
+
+  /**
+   * Learns a source's rate and quickest answer from a chunk that arrived, and from them its
+   * pipeline depth: enough requests to cover a round trip plus REQUEST_QUEUE_TARGET_MS at that rate.
+   */
+  private measure(source: Source, token: RequestToken, bytes: number): void {
+    const now = Date.now();
+    source.minLatencyMs = Math.min(source.minLatencyMs, now - token.sentAt);
+    source.windowBytes += bytes;
+    const elapsed = now - source.windowStart;
+    if (elapsed < SOURCE_RATE_WINDOW_MS) return;
+    const sample = (source.windowBytes * 1000) / elapsed;
+    source.rate = source.rate === 0 ? sample : 0.7 * source.rate + 0.3 * sample;
+    source.windowStart = now;
+    source.windowBytes = 0;
+    if (this.requestsPerSource !== null) return;
+    const seconds = (source.minLatencyMs + REQUEST_QUEUE_TARGET_MS) / 1000;
+    source.depth = clamp(
+      Math.ceil((source.rate * seconds) / this.manifest.chunkSize),
+      MIN_REQUESTS_PER_SOURCE,
+      this.maxDepth,
+    );
   }
 
   /** True when every missing chunk is already requested or being written. */
@@ -851,7 +1011,11 @@ export class Download extends EventEmitter<DownloadEvents> {
     source.inFlight.delete(index);
     this.removeHolder(index, source);
     if (this.finished) return;
-    if (err instanceof RemoteError) {
+    if (errorCode(err) === 'ERR_CHOKED') {
+      // Not now rather than not at all: the chunk goes to another source, and this one gets requests
+      // again when it unchokes us (which may already have been handled: ask the client).
+      source.choked = source.client?.choked ?? source.choked;
+    } else if (err instanceof RemoteError) {
       // It does not have the chunk after all (its tracker entry was stale): ask someone else.
       this.logger.debug({ peer: source.peerId, index, code: err.code }, 'source refused a chunk');
       source.refused.add(index);
@@ -870,11 +1034,13 @@ export class Download extends EventEmitter<DownloadEvents> {
       this.removeHolder(index, source);
     }
     if (this.finished) return;
+    this.measure(source, token, data.length);
     if (this.have.has(index) || this.writing.has(index)) {
       this.pump(); // a duplicate from the end game: the other copy won
       return;
     }
     this.writing.add(index);
+    this.writingBytes += data.length;
     try {
       if (data.length !== chunkLength(this.manifest, index)) {
         throw new SwarmError('ERR_CHUNK_HASH_MISMATCH', `chunk ${index} has ${data.length} bytes`);
@@ -882,6 +1048,7 @@ export class Download extends EventEmitter<DownloadEvents> {
       await this.partial!.write(index, data); // verifies length and SHA-256 first
     } catch (err) {
       this.writing.delete(index);
+      this.writingBytes -= data.length;
       if (this.finished) return;
       if (errorCode(err) === 'ERR_CHUNK_HASH_MISMATCH') {
         this.blame(source, index);
@@ -900,6 +1067,7 @@ export class Download extends EventEmitter<DownloadEvents> {
       return;
     }
     this.writing.delete(index);
+    this.writingBytes -= data.length;
     if (this.finished) return;
     this.accept(source, index, data.length);
   }
@@ -987,6 +1155,12 @@ function newSource(info: SourceInfo): Source {
     dropped: false,
     listed: true,
     closingFor: null,
+    choked: false,
+    depth: REQUESTS_PER_SOURCE,
+    rate: 0,
+    windowStart: 0,
+    windowBytes: 0,
+    minLatencyMs: Infinity,
   };
 }
 

@@ -6,6 +6,10 @@
  * Right after the handshake the client introduces itself (INFO); the server answers with its own
  * INFO, what it offers (OFFERS, then HAVE as it gets chunks) and peers it knows (PEERS). These are
  * emitted as events; a caller that only wants chunks (a download) may ignore them.
+ *
+ * The server may have no upload slot for us: it sends CHOKE ('choke'), answers our chunk requests with
+ * REJECT ERR_CHOKED (a RemoteError: "not now", not "does not have it") until it sends UNCHOKE
+ * ('unchoke'). A connection starts unchoked: a server that has never said CHOKE serves us.
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -71,6 +75,10 @@ export interface PeerClientEvents {
   have: [fileId: Buffer, index: number];
   /** Other peers the server knows, where they serve (peer exchange). */
   peers: [peers: Endpoint[]];
+  /** The server has no upload slot for us: chunk requests fail with ERR_CHOKED until 'unchoke'. */
+  choke: [];
+  /** The server has an upload slot for us again. */
+  unchoke: [];
 }
 
 type Outstanding = { kind: 'chunk'; fileId: Buffer; index: number } | { kind: 'manifest'; fileId: Buffer };
@@ -86,6 +94,7 @@ export class PeerClient extends EventEmitter<PeerClientEvents> {
   private readonly abandoned = new Set<number>();
   private closeReason: Error | undefined;
   private remoteInfo: PeerInfo | null = null;
+  private isChoked = false;
 
   private constructor(
     private readonly conn: FramedConnection,
@@ -179,6 +188,11 @@ export class PeerClient extends EventEmitter<PeerClientEvents> {
     return this.conn.isClosed;
   }
 
+  /** The server said CHOKE and has not said UNCHOKE since: chunk requests fail with ERR_CHOKED. */
+  get choked(): boolean {
+    return this.isChoked;
+  }
+
   /** Requests awaiting an answer. */
   get inFlight(): number {
     return this.pending.size;
@@ -191,8 +205,9 @@ export class PeerClient extends EventEmitter<PeerClientEvents> {
 
   /**
    * Asks for chunk `index` of `fileId`. Resolves with its bytes (unverified: the caller checks them),
-   * rejects with the peer's RemoteError for a REJECT, ERR_TIMEOUT without an answer in time, ERR_LIMIT
-   * with too many in flight, ERR_CLOSED (or ERR_PROTOCOL if the peer misbehaved) when the connection ends.
+   * rejects with the peer's RemoteError for a REJECT (ERR_CHOKED: not now, see 'choke'), ERR_TIMEOUT
+   * without an answer in time, ERR_LIMIT with too many in flight, ERR_CLOSED (or ERR_PROTOCOL if the
+   * peer misbehaved) when the connection ends.
    */
   requestChunk(fileId: Buffer, index: number): Promise<Buffer> {
     const { id, reply } = this.pending.open(`chunk ${index} from ${this.host}:${this.port}`, (req) => {
@@ -291,6 +306,14 @@ export class PeerClient extends EventEmitter<PeerClientEvents> {
       case 'peers':
         this.emit('peers', msg.peers);
         return;
+      case 'choke':
+      case 'unchoke': {
+        const choked = msg.type === 'choke';
+        if (choked === this.isChoked) return; // nothing new (a server may repeat itself)
+        this.isChoked = choked;
+        this.emit(msg.type);
+        return;
+      }
       case 'piece':
       case 'reject':
       case 'manifest':

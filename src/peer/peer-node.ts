@@ -12,6 +12,7 @@ import {
   MAX_SHARED_FILES,
   MAX_SOURCES_PER_DOWNLOAD,
   NO_SOURCE_TIMEOUT_MS,
+  RECIPROCATION_WINDOW_MS,
   RELOCATE_INTERVAL_MS,
   TRACKER_READY_TIMEOUT_MS,
 } from '../constants.js';
@@ -25,7 +26,14 @@ import { SwarmError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { Bitfield } from '../storage/bitfield.js';
 import { loadOrCreateIdentity } from '../storage/identity.js';
-import { chunkCount, fileIdHex, fileNameProblem, isFileIdHex, type Manifest } from '../storage/manifest.js';
+import {
+  chunkCount,
+  chunkLength,
+  fileIdHex,
+  fileNameProblem,
+  isFileIdHex,
+  type Manifest,
+} from '../storage/manifest.js';
 import { SharedFolder, type SharedFile } from '../storage/shared-folder.js';
 import { TrackerLink } from '../tracker/link.js';
 import type { Offer } from '../wire/peer-messages.js';
@@ -33,6 +41,7 @@ import type { AnnounceResult, FileSummary } from '../wire/tracker-messages.js';
 import { ChunkServer } from './chunk-server.js';
 import { Download, type DownloadResult } from './download.js';
 import { RateLimiter } from './rate-limiter.js';
+import { RecentBytes } from './recent-bytes.js';
 import { matchesNameOrId, resolveInCatalog } from './resolve.js';
 
 export { resolveInCatalog } from './resolve.js';
@@ -52,6 +61,8 @@ export interface PeerNodeOptions {
   uploadLimit?: number;
   /** Bytes per second this peer downloads at most, over all connections of all its downloads. */
   downloadLimit?: number;
+  /** Connections our chunk server uploads to at once, besides the optimistic one. Default UPLOAD_SLOTS. */
+  uploadSlots?: number;
   /** Address and port the chunk server listens on (port 0: any free port). */
   host?: string;
   port?: number;
@@ -121,6 +132,11 @@ export class PeerNode extends EventEmitter<PeerNodeEvents> {
   private readonly downloads = new Map<string, ActiveDownload>();
   private listening: Endpoint = { host: '', port: 0 };
   private closed = false;
+  /**
+   * Verified bytes each peer (hex id) gave our downloads lately: our chunk server's upload slots go to
+   * those who gave the most (tit-for-tat). Fed by every download's onChunk, which names the source.
+   */
+  private readonly received = new RecentBytes<string>(RECIPROCATION_WINDOW_MS);
 
   private constructor(
     folder: SharedFolder,
@@ -137,6 +153,8 @@ export class PeerNode extends EventEmitter<PeerNodeEvents> {
     this.downloadLimiter = options.downloadLimit ? new RateLimiter(options.downloadLimit) : null;
     this.server = new ChunkServer({
       ...(this.uploadLimiter ? { uploadLimiter: this.uploadLimiter } : {}),
+      ...(options.uploadSlots !== undefined ? { uploadSlots: options.uploadSlots } : {}),
+      reciprocation: (peerId) => this.received.get(peerId),
       provider: (fileId, index) => this.readChunk(fileId, index),
       logger: this.logger,
       self: { peerId, name: this.name },
@@ -484,7 +502,11 @@ export class PeerNode extends EventEmitter<PeerNodeEvents> {
       relocateIntervalMs: this.options.relocateIntervalMs ?? RELOCATE_INTERVAL_MS,
       noSourceTimeoutMs: this.options.noSourceTimeoutMs ?? NO_SOURCE_TIMEOUT_MS,
       findSources: () => this.discovery.sources(fileId),
-      onChunk: (index) => this.discovery.have(fileId, index),
+      self: { peerId: this.peerId, name: this.name },
+      onChunk: (index, fromPeerId) => {
+        this.discovery.have(fileId, index);
+        if (fromPeerId) this.received.add(fromPeerId, chunkLength(manifest, index));
+      },
       ...this.limitedDownloadOptions(manifest),
       // Every connection of every download pays the one download limiter.
       ...(this.downloadLimiter ? { receiveLimiter: this.downloadLimiter } : {}),

@@ -12,6 +12,8 @@
  *   HAVE          0x34  bytes32 fileId | u32 index      (server -> client: a chunk it now holds)
  *   PEERS         0x35  u16 n (<=50) | (str host (<=255) | u16 port) * n     (server -> client)
  *   GET_MANIFEST  0x36  u32 req | bytes32 fileId
+ *   CHOKE         0x37  (no body)     (server -> client: no upload slot; REQUESTs get REJECT ERR_CHOKED)
+ *   UNCHOKE       0x38  (no body)     (server -> client: an upload slot again)
  *
  *   PIECE         0x40  u32 req | u32 index | data  data is the rest of the frame: the whole chunk
  *   REJECT        0x41  u32 req | str code (<=64) | str message (<=1024)
@@ -20,8 +22,9 @@
  *
  * After the handshake the client sends INFO; the server answers with its INFO, OFFERS and PEERS
  * (each if it has them), then OFFERS again whenever what it holds changes, HAVE for each chunk it
- * verifies, and PEERS every PEX_INTERVAL_MS. A PIECE is sent as a 9-byte header and the chunk
- * bytes as they were read from disk, not copied.
+ * verifies, and PEERS every PEX_INTERVAL_MS; CHOKE and UNCHOKE as its upload slots change hands (a
+ * client that has heard neither is unchoked: see src/peer/choker.ts). A PIECE is sent as a 9-byte
+ * header and the chunk bytes as they were read from disk, not copied.
  */
 import type { Endpoint } from '../address.js';
 import {
@@ -53,6 +56,8 @@ export const PeerType = {
   HAVE: 0x34,
   PEERS: 0x35,
   GET_MANIFEST: 0x36,
+  CHOKE: 0x37,
+  UNCHOKE: 0x38,
   PIECE: 0x40,
   REJECT: 0x41,
   MANIFEST: 0x42,
@@ -84,6 +89,8 @@ export type PeerMessage =
   | { type: 'have'; fileId: Buffer; index: number }
   | { type: 'peers'; peers: Endpoint[] }
   | { type: 'get_manifest'; req: number; fileId: Buffer }
+  | { type: 'choke' }
+  | { type: 'unchoke' }
   | { type: 'piece'; req: number; index: number; data: Buffer }
   | { type: 'reject'; req: number; code: string; message: string }
   | { type: 'manifest'; req: number; manifest: Manifest };
@@ -155,6 +162,12 @@ export function encodePeerMessage(msg: PeerMessage): Buffer {
     case 'get_manifest':
       w.u8(PeerType.GET_MANIFEST).u32(msg.req).fixed(msg.fileId, HASH_BYTES);
       break;
+    case 'choke':
+      w.u8(PeerType.CHOKE);
+      break;
+    case 'unchoke':
+      w.u8(PeerType.UNCHOKE);
+      break;
     case 'piece':
       return Buffer.concat([encodePieceHeader(msg.req, msg.index), msg.data]);
     case 'reject':
@@ -209,6 +222,12 @@ export function decodePeerMessage(body: Buffer): PeerMessage {
     }
     case PeerType.GET_MANIFEST:
       msg = { type: 'get_manifest', req: r.u32('request id'), fileId: r.copy(HASH_BYTES, 'file id') };
+      break;
+    case PeerType.CHOKE:
+      msg = { type: 'choke' };
+      break;
+    case PeerType.UNCHOKE:
+      msg = { type: 'unchoke' };
       break;
     case PeerType.PIECE: {
       const req = r.u32('request id');

@@ -448,6 +448,8 @@ test(
     const { server, port } = await serve(t, big.provider, {
       manifest: big.manifestOf,
       maxUnflushedBytes: budgetChunks * MAX_CHUNK_SIZE,
+      // The budget must hold whatever the upload slots: here every connection is served at once.
+      uploadSlots: Infinity,
     });
     const stuck = 20;
     for (let c = 0; c < stuck; c++) await stuckClient(t, port, big.manifest.id, chunks);

@@ -56,6 +56,8 @@ function samples(): PeerMessage[] {
     },
     { type: 'peers', peers: [] },
     { type: 'get_manifest', req: 9, fileId: filled(9) },
+    { type: 'choke' },
+    { type: 'unchoke' },
     { type: 'piece', req: 10, index: 11, data: Buffer.from('chunk bytes') },
     { type: 'reject', req: 12, code: 'ERR_UNKNOWN_FILE', message: 'no such file' },
     { type: 'manifest', req: 13, manifest },
@@ -111,6 +113,8 @@ describe('peer messages', () => {
         '35' + '0002' + '0007' + '312e322e332e34' + '0009' + '0003' + '3a3a31' + 'ffff',
       ],
       [{ type: 'get_manifest', req: 7, fileId: filled(0x66) }, '36' + '00000007' + hex('66', 32)],
+      [{ type: 'choke' }, '37'],
+      [{ type: 'unchoke' }, '38'],
       [
         { type: 'piece', req: 2, index: 4, data: Buffer.from('abc') },
         '40' + '00000002' + '00000004' + '616263',

@@ -1,6 +1,7 @@
 /**
- * Child processes of the benchmark. Every process is spawned through a `ProcessGroup`, which kills
- * whatever is still alive when the group is stopped, and (as a last resort) when this process exits.
+ * Child processes of the benchmark (ours and the other clients'). Every process is spawned through a
+ * `ProcessGroup`, which kills whatever is still alive when the group is stopped, and (as a last
+ * resort) when this process exits.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -78,28 +79,32 @@ export class ProcessGroup {
     process.on('exit', this.onExit);
   }
 
-  /** Spawns `node <script> ...args` with stdin, stdout and stderr as pipes. */
-  spawnNode(label: string, script: string, args: readonly string[]): Child {
-    const proc = spawn(process.execPath, [script, ...args], {
+  /** Spawns `command ...args` (in `cwd` if given) with stdin, stdout and stderr as pipes. */
+  spawn(label: string, command: string, args: readonly string[], cwd?: string): Child {
+    const proc = spawn(command, args, {
+      cwd,
       env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1' },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     const child = new Child(label, proc);
     this.children.add(child);
-    void child.exited.then(
-      () => this.children.delete(child),
-      () => this.children.delete(child),
-    );
+    const forget = (): void => void this.children.delete(child);
+    child.exited.then(forget, forget);
     return child;
   }
 
-  /** Spawns `node bin/swarmshare.js ...args`. */
-  swarmshare(label: string, args: readonly string[]): Child {
-    return this.spawnNode(label, BIN, args);
+  /** Spawns `node ...nodeArgs <script> ...args` (nodeArgs: e.g. `--import` and a preload). */
+  spawnNode(label: string, script: string, args: readonly string[], nodeArgs: readonly string[] = []): Child {
+    return this.spawn(label, process.execPath, [...nodeArgs, script, ...args]);
+  }
+
+  /** Spawns `node ...nodeArgs bin/swarmshare.js ...args`. */
+  swarmshare(label: string, args: readonly string[], nodeArgs: readonly string[] = []): Child {
+    return this.spawnNode(label, BIN, args, nodeArgs);
   }
 
   /**
-   * Ends a child politely (stdin closed, then SIGTERM), and with SIGKILL if it is still there after
+   * Ends a child politely (stdin closed, which ends the other clients' wrappers, then SIGTERM), and with SIGKILL if it is still there after
    * `graceMs`. Resolves once it has exited.
    */
   async stop(child: Child, graceMs = 3000): Promise<void> {

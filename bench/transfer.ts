@@ -7,17 +7,15 @@ import path from 'node:path';
 import { readThrough, sha256File, writePayload } from './payload.js';
 import type { Child, ProcessGroup } from './processes.js';
 import {
-  difference,
   GiveUp,
-  machineBusySeconds,
+  linkOrCopy,
   mbPerSecond,
+  measureDownloadCpu,
   MiB,
   median,
   nowSeconds,
-  ownCpuSeconds,
-  processCpuSeconds,
-  reapedChildrenCpu,
   waitFor,
+  type DownloadCpu,
 } from './util.js';
 
 export const PAYLOAD_NAME = 'bench.bin';
@@ -39,20 +37,13 @@ export interface SourceBytes {
   bytes: number;
 }
 
-export interface DownloadRun {
+/** One timed download, with the CPU seconds of each party (null off Linux). */
+export interface DownloadRun extends DownloadCpu {
   /** Spawn of `swarmshare get` to its exit. */
   wallSeconds: number;
   /** The `seconds` the downloader reports itself. */
   ownSeconds: number;
   sources: SourceBytes[];
-  /** CPU seconds of the downloader, of all seeders together, and of the tracker (null off Linux). */
-  downloaderCpu: number | null;
-  /** The part of downloaderCpu spent in the kernel. */
-  downloaderSystemCpu: number | null;
-  /** CPU seconds the machine spent on anything but the benchmark and its processes meanwhile. */
-  otherCpu: number | null;
-  seedersCpu: number | null;
-  trackerCpu: number | null;
 }
 
 export interface TransferCase {
@@ -66,6 +57,8 @@ export interface TransferCase {
 
 export interface TransferResult {
   size: number;
+  /** The payload, left in the work folder for other cases to reuse, and its SHA-256 (hex). */
+  payload: { path: string; size: number; sha256: string };
   payloadSeconds: number;
   /** Spawn of the first seeder until the tracker lists it as a source (it hashes the payload). */
   firstSeederSeconds: number;
@@ -168,7 +161,13 @@ export async function measureTransfers(options: TransferOptions): Promise<Transf
   }
 
   await Promise.all([...seeders, tracker].map((child) => group.stop(child)));
-  return { size, payloadSeconds, firstSeederSeconds, cases };
+  return {
+    size,
+    payload: { path: payload, size, sha256: payloadSha },
+    payloadSeconds,
+    firstSeederSeconds,
+    cases,
+  };
 }
 
 async function downloadOnce(
@@ -180,11 +179,10 @@ async function downloadOnce(
   tracker: Child,
   seeders: readonly Child[],
 ): Promise<DownloadRun> {
-  const cpuOf = (): (number | null)[] => [tracker, ...seeders].map((c) => processCpuSeconds(c.pid));
-  const othersBefore = cpuOf();
-  const reapedBefore = reapedChildrenCpu();
-  const machineBefore = machineBusySeconds();
-  const benchBefore = ownCpuSeconds();
+  const cpu = measureDownloadCpu(
+    tracker.pid,
+    seeders.map((s) => s.pid),
+  );
   const get = group.swarmshare('get', [
     'get',
     PAYLOAD_NAME,
@@ -194,10 +192,7 @@ async function downloadOnce(
   const deadline = setTimeout(() => get.kill('SIGKILL'), 60_000 + size / 4_000);
   const exit = await get.exited.finally(() => clearTimeout(deadline));
   const wallSeconds = (exit.at - get.startedAt) / 1000;
-  const reapedAfter = reapedChildrenCpu();
-  const othersAfter = cpuOf();
-  const machine = difference(machineBusySeconds(), machineBefore);
-  const bench = ownCpuSeconds() - benchBefore;
+  const cpuUsed = cpu();
   if (exit.code !== 0) {
     throw new Error(`swarmshare get exited with ${exit.code ?? exit.signal}: ${get.describeOutput()}`);
   }
@@ -220,23 +215,11 @@ async function downloadOnce(
   if (sha !== payloadSha)
     throw new Error(`${outPath}: SHA-256 ${sha} differs from the payload's ${payloadSha}`);
 
-  const deltas = othersAfter.map((after, i) => difference(after, othersBefore[i] ?? null));
-  const downloaderCpu =
-    reapedAfter && reapedBefore
-      ? reapedAfter.user + reapedAfter.system - reapedBefore.user - reapedBefore.system
-      : null;
-  const trackerCpu = deltas[0] ?? null;
-  const seedersCpu = sum(deltas.slice(1));
-  const ours = sum([downloaderCpu, trackerCpu, seedersCpu]);
   return {
     wallSeconds,
     ownSeconds: summary.seconds,
     sources: summary.sources.map((s) => ({ name: s.name, bytes: s.bytes })),
-    downloaderCpu,
-    downloaderSystemCpu: reapedAfter && reapedBefore ? reapedAfter.system - reapedBefore.system : null,
-    trackerCpu,
-    seedersCpu,
-    otherCpu: machine === null || ours === null ? null : Math.max(0, machine - ours - bench),
+    ...cpuUsed,
   };
 }
 
@@ -273,18 +256,5 @@ class Swarm {
       60_000,
       200,
     );
-  }
-}
-
-/** The sum, or null if any term is unknown. */
-function sum(values: readonly (number | null)[]): number | null {
-  return values.some((v) => v === null) ? null : values.reduce<number>((a, v) => a + v!, 0);
-}
-
-async function linkOrCopy(from: string, to: string): Promise<void> {
-  try {
-    await fs.link(from, to);
-  } catch {
-    await fs.copyFile(from, to);
   }
 }

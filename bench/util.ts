@@ -1,8 +1,9 @@
 /**
- * Small helpers shared by the benchmark modules: units, medians, polling with a deadline, and CPU
- * time read from /proc (Linux only; null elsewhere).
+ * Small helpers shared by the benchmark modules: units, medians, polling with a deadline, files, and
+ * CPU time read from /proc (Linux only; null elsewhere).
  */
 import { readFileSync } from 'node:fs';
+import fs from 'node:fs/promises';
 
 export const MiB = 1024 * 1024;
 /** Throughput is reported in MB/s, MB = 10^6 bytes. */
@@ -65,6 +66,16 @@ export async function waitFor<T>(
       );
     }
     await sleep(intervalMs);
+  }
+}
+
+/** Hard-links `from` as `to` (replacing it), or copies it where a link is not possible. */
+export async function linkOrCopy(from: string, to: string): Promise<void> {
+  await fs.rm(to, { force: true });
+  try {
+    await fs.link(from, to);
+  } catch {
+    await fs.copyFile(from, to);
   }
 }
 
@@ -132,4 +143,58 @@ export function ownCpuSeconds(): number {
 
 export function difference(after: number | null, before: number | null): number | null {
   return after === null || before === null ? null : after - before;
+}
+
+/** The sum, or null if any term is unknown. */
+export function sumOrNull(values: readonly (number | null)[]): number | null {
+  return values.some((v) => v === null) ? null : values.reduce<number>((a, v) => a + v!, 0);
+}
+
+/** Where one timed download's CPU went, in CPU seconds (null where it cannot be read: off Linux). */
+export interface DownloadCpu {
+  /** The downloader: the only child of this process to exit during the download. */
+  downloaderCpu: number | null;
+  /** The part of downloaderCpu spent in the kernel. */
+  downloaderSystemCpu: number | null;
+  trackerCpu: number | null;
+  /** All seeders together. */
+  seedersCpu: number | null;
+  /** The rest of the machine (other people's processes, kernel threads): not ours, not this process. */
+  otherCpu: number | null;
+}
+
+/**
+ * Starts measuring the CPU of one download: call before spawning the downloader, and call the
+ * function returned as soon as it has exited (before any other child of this process exits).
+ */
+export function measureDownloadCpu(
+  trackerPid: number | undefined,
+  seederPids: readonly (number | undefined)[],
+): () => DownloadCpu {
+  const cpuOf = (): (number | null)[] => [trackerPid, ...seederPids].map(processCpuSeconds);
+  const othersBefore = cpuOf();
+  const reapedBefore = reapedChildrenCpu();
+  const machineBefore = machineBusySeconds();
+  const benchBefore = ownCpuSeconds();
+  return () => {
+    const reapedAfter = reapedChildrenCpu();
+    const othersAfter = cpuOf();
+    const machine = difference(machineBusySeconds(), machineBefore);
+    const bench = ownCpuSeconds() - benchBefore;
+    const deltas = othersAfter.map((after, i) => difference(after, othersBefore[i] ?? null));
+    const reaped = reapedAfter && reapedBefore;
+    const downloaderCpu = reaped
+      ? reapedAfter.user + reapedAfter.system - reapedBefore.user - reapedBefore.system
+      : null;
+    const trackerCpu = deltas[0] ?? null;
+    const seedersCpu = sumOrNull(deltas.slice(1));
+    const ours = sumOrNull([downloaderCpu, trackerCpu, seedersCpu]);
+    return {
+      downloaderCpu,
+      downloaderSystemCpu: reaped ? reapedAfter.system - reapedBefore.system : null,
+      trackerCpu,
+      seedersCpu,
+      otherCpu: machine === null || ours === null ? null : Math.max(0, machine - ours - bench),
+    };
+  };
 }

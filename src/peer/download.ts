@@ -182,6 +182,8 @@ interface RequestToken {
 
 /** Waiting this long for an upload slot at sources that have what we need fails the download. */
 const MAX_CHOKED_WAIT_MS = 5 * 60_000;
+/** With nothing in flight, sources are asked for again this soon after the last time. */
+const RELOCATE_SOON_MS = 500;
 
 /** A source's delivery rate is measured over windows this long at least, then smoothed. */
 const SOURCE_RATE_WINDOW_MS = 250;
@@ -251,6 +253,8 @@ export class Download extends EventEmitter<DownloadEvents> {
   private availabilityDirty = false;
   private orderBuiltAt = 0;
   private pumpScheduled = false;
+  private relocateSoonTimer: NodeJS.Timeout | null = null;
+  private lastRelocateAt = 0;
   /** Since when every source with chunks we need has been choking us (0: not now). */
   private chokedSince = 0;
   /** Missing chunks that some source holds, rarest first; rebuilt when the sources change. */
@@ -559,6 +563,8 @@ export class Download extends EventEmitter<DownloadEvents> {
 
   private stopEverything(): void {
     if (this.relocateTimer) clearInterval(this.relocateTimer);
+    if (this.relocateSoonTimer) clearTimeout(this.relocateSoonTimer);
+    this.relocateSoonTimer = null;
     if (this.watchdog) clearTimeout(this.watchdog);
     this.relocateTimer = null;
     this.watchdog = null;
@@ -662,9 +668,24 @@ export class Download extends EventEmitter<DownloadEvents> {
     this.relocate().catch((err: unknown) => this.fail(err));
   }
 
+  /**
+   * Asks for sources now rather than at the next interval, when nothing is in flight: every source
+   * chokes us or has nothing we need (a newcomer to a swarm learns of the other newcomers this way).
+   * At most once per RELOCATE_SOON_MS.
+   */
+  private relocateSoon(): void {
+    if (this.relocateSoonTimer || this.finished || this.paused) return;
+    const wait = Math.max(0, this.lastRelocateAt + RELOCATE_SOON_MS - Date.now());
+    this.relocateSoonTimer = setTimeout(() => {
+      this.relocateSoonTimer = null;
+      if (!this.finished && this.requested.size === 0) this.relocateSafely();
+    }, wait);
+  }
+
   private async relocate(): Promise<void> {
     if (this.locating || this.finished) return;
     this.locating = true;
+    this.lastRelocateAt = Date.now();
     try {
       const found = await this.options.findSources();
       if (this.finished) return;
@@ -903,6 +924,7 @@ export class Download extends EventEmitter<DownloadEvents> {
         this.request(source, index);
       }
     }
+    if (this.requested.size === 0 && this.writing.size === 0) this.relocateSoon();
   }
 
   private pickChunk(source: Source): number | undefined {

@@ -928,11 +928,12 @@ export class Download extends EventEmitter<DownloadEvents> {
   }
 
   private pickChunk(source: Source): number | undefined {
+    // Bit tests first: in a swarm most chunks fail the first test, and map lookups cost more.
     const usable = (index: number): boolean =>
+      source.chunks.has(index) &&
       !this.have.has(index) &&
       !this.requested.has(index) &&
       !this.writing.has(index) &&
-      source.chunks.has(index) &&
       !source.refused.has(index);
     while (this.orderStart < this.order.length && this.have.has(this.order[this.orderStart]!)) {
       this.orderStart++; // verified chunks at the front are never looked at again
@@ -972,7 +973,7 @@ export class Download extends EventEmitter<DownloadEvents> {
     source.refused.delete(index);
     if (this.have.has(index)) return;
     this.availabilityDirty = true;
-    if (source.inFlight.size < source.depth) this.schedulePump();
+    if (!source.choked && source.inFlight.size < source.depth) this.schedulePump();
   }
 
   /**

@@ -123,18 +123,27 @@ export interface SeederProcess {
   source: () => SourceInfo;
   /** SIGKILL, then resolves once the process is gone. */
   kill: () => Promise<void>;
+  /** Resolves with the signal that ended the process (null for a normal exit). */
+  exited: Promise<NodeJS.Signals | null>;
 }
 
 /**
  * A seeder in a child process (dist/test/helpers/seeder-process.js) answering each request after
  * `delayMs`. Killed at the latest when the test ends; it also exits if this process goes away.
  */
-export async function spawnSeeder(t: TestContext, file: TestFile, delayMs: number): Promise<SeederProcess> {
+export async function spawnSeeder(
+  t: TestContext,
+  file: TestFile,
+  delayMs: number,
+  /** 'kill-mid-chunk': sends its first chunk whole, half of its second, then SIGKILLs itself. */
+  mode?: 'kill-mid-chunk',
+): Promise<SeederProcess> {
   const script = fileURLToPath(new URL('./seeder-process.js', import.meta.url));
-  const child = spawn(process.execPath, [script, file.path, file.manifest.name, String(delayMs)], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const args = [script, file.path, file.manifest.name, String(delayMs), ...(mode ? [mode] : [])];
+  const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+    child.once('exit', (_code, signal) => resolve(signal)),
+  );
   t.after(async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     await exited;
@@ -161,5 +170,6 @@ export async function spawnSeeder(t: TestContext, file: TestFile, delayMs: numbe
       child.kill('SIGKILL');
       await exited;
     },
+    exited,
   };
 }

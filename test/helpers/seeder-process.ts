@@ -1,9 +1,12 @@
 /**
  * A seeder in its own process, for tests that kill a peer mid-transfer.
- * Usage: node seeder-process.js <file> <name> <delayMs>
+ * Usage: node seeder-process.js <file> <name> <delayMs> [kill-mid-chunk]
+ * With kill-mid-chunk it sends its first chunk whole, then half of the next one, and SIGKILLs itself
+ * once that half is with the kernel: a peer that dies in the middle of a chunk.
  * Prints one JSON line {"port": n} when it listens; exits when its stdin closes (the parent is gone).
  * Without arguments it exits at once.
  */
+import net from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { ChunkServer } from '../../src/peer/chunk-server.js';
 import { hashFile } from '../../src/storage/hasher.js';
@@ -17,6 +20,19 @@ if (!file || !name) {
   process.exit(0);
 }
 const delayMs = Number(delayText ?? 0);
+if (process.argv[5] === 'kill-mid-chunk') {
+  // Chunk data is written as its own buffer after the frame and message headers (see
+  // FramedConnection.send): the second large write is cut in half.
+  const write = net.Socket.prototype.write as (this: net.Socket, ...args: unknown[]) => boolean;
+  let pieces = 0;
+  net.Socket.prototype.write = function (this: net.Socket, ...args: unknown[]): boolean {
+    const data = args[0];
+    if (Buffer.isBuffer(data) && data.length >= 64 * 1024 && ++pieces === 2) {
+      return write.call(this, data.subarray(0, data.length >> 1), () => process.kill(process.pid, 'SIGKILL'));
+    }
+    return write.apply(this, args);
+  } as typeof net.Socket.prototype.write;
+}
 const manifest = await hashFile(file, name);
 const server = new ChunkServer({
   provider: async (fileId, index) => {

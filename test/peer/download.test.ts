@@ -161,6 +161,35 @@ test('a seeder killed mid-transfer: the download completes from the others', lim
   );
 });
 
+test(
+  'a seeder killed in the middle of a chunk: the half-sent chunk comes from another source',
+  limits,
+  async (t) => {
+    const file = await sourceFile(t, 8);
+    // Sends one chunk whole, half of the next, then SIGKILLs itself.
+    const child = await spawnSeeder(t, file, 0, 'kill-mid-chunk');
+    const gate = deferred();
+    t.after(() => gate.resolve());
+    const held = await startSeeder(t, file, { gate: gate.promise }); // answers only after the kill
+    const d = await downloader(t, file, () => [child.source(), held.source()], { requestsPerSource: 2 });
+    const running = d.download.start();
+
+    assert.equal(await child.exited, 'SIGKILL');
+    await waitFor(() => d.lost.some(([peer]) => peer === child.peerId), 'the child to be noticed gone');
+    gate.resolve();
+
+    const result = await running;
+    await assertOnlyResult(d, result, file);
+    // The whole chunks it sent count (a short last chunk is never cut); the half chunk came from the other.
+    const fromChild = bytesFrom(result, child.peerId);
+    assert.ok(
+      fromChild >= MIN_CHUNK_SIZE && fromChild < 2 * MIN_CHUNK_SIZE,
+      `bytes from the child: ${fromChild}`,
+    );
+    assert.equal(bytesFrom(result, held.peerId), file.manifest.size - fromChild);
+  },
+);
+
 test('a seeder serving corrupted bytes is dropped and the file still arrives intact', limits, async (t) => {
   const file = await sourceFile(t, 12);
   const corrupt = await startSeeder(t, file, { corrupt: true });

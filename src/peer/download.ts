@@ -36,6 +36,7 @@
  */
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
+import { releaseBuffer } from '../buffer-pool.js';
 import {
   AVAILABILITY_REFRESH_MS,
   CHUNK_REQUEST_TIMEOUT_MS,
@@ -1059,6 +1060,7 @@ export class Download extends EventEmitter<DownloadEvents> {
     if (this.finished) return;
     this.measure(source, token, data.length);
     if (this.have.has(index) || this.writing.has(index)) {
+      releaseBuffer(data);
       this.pump(); // a duplicate from the end game: the other copy won
       return;
     }
@@ -1066,6 +1068,7 @@ export class Download extends EventEmitter<DownloadEvents> {
     this.writingBytes += data.length;
     try {
       if (data.length !== chunkLength(this.manifest, index)) {
+        releaseBuffer(data);
         throw new SwarmError('ERR_CHUNK_HASH_MISMATCH', `chunk ${index} has ${data.length} bytes`);
       }
       await this.partial!.write(index, data); // verifies length and SHA-256 first

@@ -29,7 +29,7 @@ import { RemoteError, SwarmError, errorCode, errorMessage, isErrorCode } from '.
 import { silentLogger, type Logger } from '../log.js';
 import { fileIdHex, validateManifest, type Manifest } from '../storage/manifest.js';
 import { ProtocolError } from '../wire/codec.js';
-import { FramedConnection, connectTcp, type ReceiveLimiter } from '../wire/connection.js';
+import { connectFramed, type FramedConnection, type ReceiveLimiter } from '../wire/connection.js';
 import { clientHandshake } from '../wire/handshake.js';
 import {
   PIECE_HEADER_BYTES,
@@ -39,6 +39,7 @@ import {
   type PeerInfo,
 } from '../wire/peer-messages.js';
 import { PendingRequests } from '../wire/pending-requests.js';
+import { releaseBuffer } from '../buffer-pool.js';
 
 export interface PeerClientOptions {
   logger?: Logger;
@@ -129,14 +130,14 @@ export class PeerClient extends EventEmitter<PeerClientEvents> {
   static async connect(host: string, port: number, options: PeerClientOptions = {}): Promise<PeerClient> {
     const logger = options.logger ?? silentLogger();
     const timeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
-    const socket = await connectTcp(host, port, timeoutMs);
     const maxChunkSize = Math.min(
       options.maxChunkSize ?? MAX_PEER_FRAME,
       MAX_PEER_FRAME - PIECE_HEADER_BYTES,
     );
     // A PIECE is at most one chunk plus its header; MANIFEST and OFFERS at most MAX_PEER_CONTROL_FRAME
-    // (so a small expected chunk size still admits them); the rest is small.
-    const conn = new FramedConnection(socket, {
+    // (so a small expected chunk size still admits them); the rest is small. Chunk data is read
+    // straight into its frame body (connectFramed), with no copy.
+    const conn = await connectFramed(host, port, timeoutMs, {
       maxFrame: Math.max(maxChunkSize + PIECE_HEADER_BYTES, MAX_PEER_CONTROL_FRAME),
       idleTimeoutMs: options.idleTimeoutMs ?? PEER_IDLE_TIMEOUT_MS,
       ...(options.receiveLimiter ? { receiveLimiter: options.receiveLimiter } : {}),
@@ -333,7 +334,11 @@ export class PeerClient extends EventEmitter<PeerClientEvents> {
   ): void {
     const request = this.outstanding.get(msg.req);
     if (!request) {
-      if (this.abandoned.delete(msg.req)) return; // the answer to a request we gave up on
+      if (this.abandoned.delete(msg.req)) {
+        // The answer to a request we gave up on: nobody else holds its body.
+        if (msg.type === 'piece') releaseBuffer(msg.data);
+        return;
+      }
       throw new ProtocolError(`${msg.type.toUpperCase()} for request ${msg.req}, which is not in flight`);
     }
     this.outstanding.delete(msg.req);

@@ -22,8 +22,10 @@ import {
 } from '../constants.js';
 import { SwarmError, errorCode, errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
+import { releaseBuffer } from '../buffer-pool.js';
 import { syncDir, tempNameFor, writeFileAtomic } from './atomic-file.js';
 import { Bitfield } from './bitfield.js';
+import { hashInline, sharedHashPool } from './hash-pool.js';
 import {
   assertFileName,
   chunkCount,
@@ -43,6 +45,10 @@ import {
 export const PARTIAL_DIR_NAME = 'partial';
 /** `name (1).ext` ... `name (N).ext` are tried before giving up on a free name. */
 const MAX_NAME_SUFFIX = 9999;
+/** The final check reads and hashes this much (whole chunks, at least one) at a time... */
+const FINAL_CHECK_BLOCK_BYTES = 4 * 1024 * 1024;
+/** ...in this many buffers: one being read while two workers hash the others. */
+const FINAL_CHECK_BLOCKS = 3;
 /** A state file larger than this is not one of ours (65536 chunks take 8 KiB of bitfield). */
 const MAX_STATE_FILE_BYTES = 64 * 1024;
 
@@ -194,9 +200,21 @@ export class PartialFile {
    * Verifies `data` as chunk `index` (exact length and SHA-256) and writes it at its offset.
    * ERR_CHUNK_HASH_MISMATCH if it is not that chunk: nothing unverified ever reaches the file.
    * ERR_DISK_FULL or ERR_NOT_WRITABLE when the disk refuses it.
+   *
+   * Takes `data`: a pooled frame body (buffer-pool.ts) goes back to the pool once write() settles,
+   * so its bytes must not be read after that (its length stays).
    */
   async write(index: number, data: Buffer): Promise<void> {
+    try {
+      await this.verifyAndWrite(index, data);
+    } finally {
+      releaseBuffer(data);
+    }
+  }
+
+  private async verifyAndWrite(index: number, data: Buffer): Promise<void> {
     this.checkIndex(index);
+    // Hashed here, on the main thread: a worker did not pay for chunks (see ARCHITECTURE.md).
     if (!isValidChunk(this.manifest, index, data)) {
       throw new SwarmError(
         'ERR_CHUNK_HASH_MISMATCH',
@@ -357,14 +375,32 @@ export class PartialFile {
    */
   private async finalCheck(): Promise<void> {
     const total = this.have.size;
-    const buffer = Buffer.allocUnsafe(Math.min(this.manifest.chunkSize, Math.max(this.manifest.size, 1)));
+    const { chunkSize, size } = this.manifest;
     const hashes = Buffer.alloc(total * HASH_BYTES);
+    // Whole chunks per block, read with one positional read into shared memory and hashed by a worker
+    // (chunk by chunk) while the next block is read: two workers hash two blocks at once.
+    const chunksPerBlock = Math.max(1, Math.floor(FINAL_CHECK_BLOCK_BYTES / chunkSize));
+    const blockBytes = Math.min(chunksPerBlock * chunkSize, Math.max(size, 1));
+    const buffers = Array.from({ length: FINAL_CHECK_BLOCKS }, () =>
+      Buffer.from(new SharedArrayBuffer(blockBytes)),
+    );
+    const pool = sharedHashPool();
+    const hashing: Promise<void>[] = [];
+    for (let first = 0, turn = 0; first < total; first += chunksPerBlock, turn++) {
+      // A buffer is read into again only once its last block is hashed.
+      if (hashing.length === FINAL_CHECK_BLOCKS) await hashing.shift();
+      const start = first * chunkSize;
+      const block = buffers[turn % FINAL_CHECK_BLOCKS]!.subarray(0, Math.min(blockBytes, size - start));
+      const filled = await this.readBlock(block, start);
+      block.fill(0, filled); // past the end of a short file: fails its hash
+      const inline = (): Buffer => hashPieces(block, chunkSize);
+      const job = pool.hash(block, chunkSize)?.catch(inline) ?? Promise.resolve(inline());
+      hashing.push(job.then((digests) => void digests.copy(hashes, first * HASH_BYTES)));
+    }
+    await Promise.all(hashing);
     const bad: number[] = [];
     for (let index = 0; index < total; index++) {
-      const data = buffer.subarray(0, chunkLength(this.manifest, index));
-      if (!(await readChunkInto(this.handle!, this.manifest, index, data))) data.fill(0);
-      const hash = createHash('sha256').update(data).digest();
-      hash.copy(hashes, index * HASH_BYTES);
+      const hash = hashes.subarray(index * HASH_BYTES, (index + 1) * HASH_BYTES);
       if (!hash.equals(chunkHash(this.manifest, index))) bad.push(index);
     }
     if (bad.length > 0) {
@@ -386,6 +422,17 @@ export class PartialFile {
         `the chunk hashes of ${this.manifest.name} do not match its id`,
       );
     }
+  }
+
+  /** Fills `block` from `position`; returns the bytes read (fewer only if the file ends first). */
+  private async readBlock(block: Buffer, position: number): Promise<number> {
+    let filled = 0;
+    while (filled < block.length) {
+      const { bytesRead } = await this.handle!.read(block, filled, block.length - filled, position + filled);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+    }
+    return filled;
   }
 
   /**
@@ -463,6 +510,16 @@ export class PartialFile {
   private async settle(): Promise<void> {
     await Promise.allSettled([...this.operations]);
   }
+}
+
+/** SHA-256 of each `piece` bytes of `data` (at least one, for an empty file), concatenated. */
+function hashPieces(data: Buffer, piece: number): Buffer {
+  const count = Math.max(1, Math.ceil(data.length / piece));
+  const digests = Buffer.allocUnsafe(count * HASH_BYTES);
+  for (let i = 0; i < count; i++) {
+    hashInline(data.subarray(i * piece, (i + 1) * piece)).copy(digests, i * HASH_BYTES);
+  }
+  return digests;
 }
 
 /** Fills `data` with chunk `index` from `handle`; false if the file ends first. */

@@ -5,12 +5,21 @@
  *   destroys the connection with that error (logged by the owner), never crashes the process.
  * - Named timeouts: an idle timeout (no bytes either way) closes the connection.
  * - destroy() is idempotent and 'close' fires exactly once with the reason.
+ * - Two ways in: a socket we accepted delivers 'data' events (FrameDecoder); one we open with
+ *   connectFramed() reads straight into frame bodies (DirectFrameDecoder, no per-read allocation or
+ *   copy of chunk data). Pausing, held frames, the receive limiter and timeouts work alike on both.
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { SwarmError } from '../errors.js';
 import { ProtocolError } from './codec.js';
-import { FrameDecoder, frameHeader } from './framing.js';
+import { DirectFrameDecoder, FrameDecoder, frameHeader } from './framing.js';
+
+/**
+ * Largest read on a direct connection under a receive limiter: each read is paid for after it, so
+ * this is how far one read may overshoot the limit (a stream socket's reads are 64 KiB too).
+ */
+const LIMITED_READ_BYTES = 64 * 1024;
 
 /** Frames kept while no handler is set (see holdFrames): a few greetings, never a flood. */
 const MAX_HELD_FRAMES = 16;
@@ -45,7 +54,8 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
   readonly socket: net.Socket;
   readonly remoteAddress: string;
   readonly remotePort: number;
-  private readonly decoder: FrameDecoder;
+  private readonly decoder: FrameDecoder | DirectFrameDecoder;
+  private readonly limiter: ReceiveLimiter | undefined;
   private handler: FrameHandler | null = null;
   private held: Buffer[] | null = null;
   private closed = false;
@@ -57,24 +67,36 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
   private throttledTotalMs = 0;
   bytesReceived = 0;
 
-  constructor(socket: net.Socket, options: FramedConnectionOptions) {
+  /**
+   * Wraps a connected socket. `direct` is the decoder a socket opened by connectFramed() reads into
+   * (its reads come through received()); without it, frames are decoded from 'data' events.
+   */
+  constructor(socket: net.Socket, options: FramedConnectionOptions, direct?: DirectFrameDecoder) {
     super();
     this.socket = socket;
     // Normalise IPv4-mapped IPv6 addresses so one host has one spelling.
     this.remoteAddress = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
     this.remotePort = socket.remotePort ?? 0;
     socket.setNoDelay(true);
-    this.decoder = new FrameDecoder(options.maxFrame, (body) => this.dispatch(body));
     const limiter = options.receiveLimiter;
-    socket.on('data', (data: Buffer) => {
-      this.bytesReceived += data.length;
-      try {
-        this.decoder.push(data);
-      } catch (err) {
-        this.destroy(err as Error);
-      }
-      if (limiter) this.payForRead(limiter, data.length);
-    });
+    this.limiter = limiter;
+    if (direct) {
+      direct.onFrame = (body) => this.dispatch(body);
+      if (limiter) direct.maxRead = LIMITED_READ_BYTES;
+      this.decoder = direct;
+    } else {
+      const decoder = new FrameDecoder(options.maxFrame, (body) => this.dispatch(body));
+      this.decoder = decoder;
+      socket.on('data', (data: Buffer) => {
+        this.bytesReceived += data.length;
+        try {
+          decoder.push(data);
+        } catch (err) {
+          this.destroy(err as Error);
+        }
+        if (limiter) this.payForRead(limiter, data.length);
+      });
+    }
     socket.on('error', (err) => this.destroy(err));
     socket.on('close', () => this.destroy(this.closeReason));
     socket.on('end', () => {
@@ -133,6 +155,18 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
   get receiveThrottledMs(): number {
     const now = this.unpaidReads > 0 ? performance.now() - this.throttledSince : 0;
     return this.throttledTotalMs + now;
+  }
+
+  /** @internal `bytes` arrived in the direct decoder's buffer (connectFramed's onread callback). */
+  receivedDirect(bytes: number): void {
+    this.bytesReceived += bytes;
+    try {
+      (this.decoder as DirectFrameDecoder).received(bytes);
+    } catch (err) {
+      this.destroy(err as Error);
+      return;
+    }
+    if (this.limiter && !this.closed) this.payForRead(this.limiter, bytes);
   }
 
   /** Pays the receive limiter for a read, pausing the socket until it is paid if it must wait. */
@@ -259,10 +293,50 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
   }
 }
 
+/**
+ * Opens a TCP connection with a deadline and wraps it in a FramedConnection that reads straight into
+ * frame bodies (see DirectFrameDecoder): for connections that receive bulk data (a peer client).
+ */
+export function connectFramed(
+  host: string,
+  port: number,
+  timeoutMs: number,
+  options: FramedConnectionOptions,
+): Promise<FramedConnection> {
+  const decoder = new DirectFrameDecoder(options.maxFrame, () => {
+    throw new SwarmError('ERR_PROTOCOL', 'frame received before the connection was set up');
+  });
+  let conn: FramedConnection | null = null;
+  const onread = {
+    // Consulted after every read (and once before the first): the rest of a body, or scratch.
+    buffer: () => decoder.nextBuffer(),
+    callback: (bytes: number) => {
+      // Reading starts after 'connect', where `conn` is set. Pausing is the connection's business.
+      conn!.receivedDirect(bytes);
+      return true;
+    },
+  };
+  return connectSocket(host, port, timeoutMs, { onread }, (socket) => {
+    conn = new FramedConnection(socket, options, decoder);
+    return conn;
+  });
+}
+
 /** Opens a TCP connection with a deadline. */
 export function connectTcp(host: string, port: number, timeoutMs: number): Promise<net.Socket> {
+  return connectSocket(host, port, timeoutMs, {}, (socket) => socket);
+}
+
+/** Connects with a deadline; `wrap` takes the socket at once on 'connect', before any read. */
+function connectSocket<T>(
+  host: string,
+  port: number,
+  timeoutMs: number,
+  extra: Pick<net.TcpNetConnectOpts, 'onread'>,
+  wrap: (socket: net.Socket) => T,
+): Promise<T> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port });
+    const socket = net.connect({ host, port, ...extra });
     const timer = setTimeout(() => {
       socket.destroy();
       reject(
@@ -272,7 +346,7 @@ export function connectTcp(host: string, port: number, timeoutMs: number): Promi
     socket.once('connect', () => {
       clearTimeout(timer);
       socket.removeAllListeners('error');
-      resolve(socket);
+      resolve(wrap(socket));
     });
     socket.once('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);

@@ -13,7 +13,7 @@
  * per size made the pool drop and reallocate all the time (536 fresh of 4096 takes in a 1 GiB
  * download with 256 KiB chunks; 34 with this bound).
  */
-const MAX_FREE_BYTES = 64 * 1024 * 1024;
+const MAX_FREE_BYTES = 32 * 1024 * 1024;
 
 const free = new Map<number, ArrayBuffer[]>();
 let freeBytes = 0;

@@ -82,9 +82,9 @@ export const MIN_REQUESTS_PER_SOURCE = 2;
  */
 export const REQUEST_QUEUE_TARGET_MS = 500;
 /** Bytes of chunk requests in flight to one source at most (they arrive in memory). */
-export const MAX_IN_FLIGHT_BYTES_PER_SOURCE = 16 * MiB;
+export const MAX_IN_FLIGHT_BYTES_PER_SOURCE = 8 * MiB;
 /** Chunks received and waiting to be verified and written, in bytes: beyond this, no new requests. */
-export const MAX_WRITE_QUEUE_BYTES = 32 * MiB;
+export const MAX_WRITE_QUEUE_BYTES = 16 * MiB;
 /** A download's first few chunks are picked at random, not rarest first: something to trade at once. */
 export const RANDOM_FIRST_CHUNKS = 4;
 /** Availability learned from HAVE messages re-sorts the rarest-first order at most this often. */

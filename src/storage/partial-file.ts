@@ -281,8 +281,9 @@ export class PartialFile {
     try {
       await this.settle();
       await this.saver.stop();
-      await this.handle!.sync();
-      await this.finalCheck();
+      // The flush and the final check go together: the check reads the same pages the flush
+      // writes back, so neither waits for the other.
+      await Promise.all([this.handle!.sync(), this.finalCheck()]);
       await this.closeHandle();
       const dir = path.resolve(destDir);
       await fs.mkdir(dir, { recursive: true });

@@ -159,6 +159,10 @@ export const MAX_SERVER_UNFLUSHED_BYTES = 256 * 1024 * 1024;
  * instead once it drains (they include every chunk those HAVEs announced).
  */
 const MAX_DEFERRED_HAVES = 64;
+/** HAVEs to every client leave in batches this often (a few ms of delay against a write per HAVE). */
+const HAVE_BATCH_MS = 25;
+/** HAVEs in one batch at most; beyond, the batch becomes fresh OFFERS. */
+const MAX_BATCHED_HAVES = 256;
 /** REJECT codes a provider's error may carry to the client; anything else is reported as ERR_IO. */
 const PASSED_ON_CODES = new Set(['ERR_UNKNOWN_CHUNK', 'ERR_UNKNOWN_FILE']);
 
@@ -177,6 +181,9 @@ export class ChunkServer {
   private server: net.Server | null = null;
   private listeningPort = 0;
   private offersTimer: NodeJS.Timeout | null = null;
+  /** HAVE frames waiting for the next batch (see broadcastHave). */
+  private pendingHaves: Buffer[] = [];
+  private haveTimer: NodeJS.Timeout | null = null;
   private pexTimer: NodeJS.Timeout | null = null;
   private rechokeTimer: NodeJS.Timeout | null = null;
   private optimisticTimer: NodeJS.Timeout | null = null;
@@ -283,6 +290,9 @@ export class ChunkServer {
     this.server = null;
     if (this.pexTimer) clearInterval(this.pexTimer);
     if (this.offersTimer) clearTimeout(this.offersTimer);
+    if (this.haveTimer) clearTimeout(this.haveTimer);
+    this.haveTimer = null;
+    this.pendingHaves = [];
     if (this.rechokeTimer) clearInterval(this.rechokeTimer);
     if (this.optimisticTimer) clearInterval(this.optimisticTimer);
     this.pexTimer = this.offersTimer = this.rechokeTimer = this.optimisticTimer = null;
@@ -336,9 +346,22 @@ export class ChunkServer {
    * draining its socket gets it (or fresh OFFERS, if many pile up) once it does.
    */
   broadcastHave(fileId: Buffer, index: number): void {
-    if (!this.options.offers || this.greeted.size === 0) return;
-    const frame = encodePeerMessage({ type: 'have', fileId, index });
-    for (const session of this.greeted) session.sendHave(frame);
+    if (!this.options.offers || this.greeted.size === 0 || !this.server) return;
+    if (this.pendingHaves.length >= MAX_BATCHED_HAVES) {
+      // More news than a batch holds: fresh OFFERS say it all at once.
+      this.pendingHaves = [];
+      this.broadcastOffers();
+      return;
+    }
+    this.pendingHaves.push(encodePeerMessage({ type: 'have', fileId, index }));
+    // A chunk verified every few ms would cost each client a write and a read per HAVE; batched over
+    // HAVE_BATCH_MS they leave in one write per client.
+    this.haveTimer ??= setTimeout(() => {
+      this.haveTimer = null;
+      const frames = this.pendingHaves;
+      this.pendingHaves = [];
+      for (const session of this.greeted) session.sendHaves(frames);
+    }, HAVE_BATCH_MS);
   }
 
   /**
@@ -641,6 +664,17 @@ class ServedConnection {
         d.offers = true;
         d.haves = [];
       });
+  }
+
+  /** Sends HAVEs now in one write, or once the client drains its socket. */
+  sendHaves(frames: Buffer[]): void {
+    if (this.backedUp) {
+      for (const frame of frames) this.sendHave(frame);
+      return;
+    }
+    this.conn.socket.cork();
+    for (const frame of frames) this.conn.send(frame);
+    this.conn.socket.uncork();
   }
 
   /** Sends a HAVE now, or once the client drains its socket (fresh OFFERS instead if many wait). */

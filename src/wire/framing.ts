@@ -21,6 +21,13 @@ export function frameHeader(length: number): Buffer {
   return header;
 }
 
+/** A frame body length as read from the wire: refused if empty or over the cap, before any allocation. */
+function checkedLength(maxFrame: number, length: number): number {
+  if (length === 0) throw new ProtocolError('empty frame');
+  if (length > maxFrame) throw new FrameTooLargeError(length, maxFrame);
+  return length;
+}
+
 /** A whole frame (header + body) as one buffer; for small messages. */
 export function encodeFrame(body: Buffer): Buffer {
   return Buffer.concat([frameHeader(body.length), body]);
@@ -52,7 +59,7 @@ export class FrameDecoder {
       if (this.body === null) {
         // Fast path: a whole small frame inside this chunk needs no copy.
         if (this.headerFill === 0 && data.length - at >= FRAME_HEADER_BYTES) {
-          const length = this.checkedLength(data.readUInt32BE(at));
+          const length = checkedLength(this.maxFrame, data.readUInt32BE(at));
           if (data.length - at - FRAME_HEADER_BYTES >= length) {
             const start = at + FRAME_HEADER_BYTES;
             at = start + length;
@@ -66,7 +73,7 @@ export class FrameDecoder {
         this.headerFill += taken;
         at += taken;
         if (this.headerFill < FRAME_HEADER_BYTES) return;
-        const length = this.checkedLength(this.header.readUInt32BE(0));
+        const length = checkedLength(this.maxFrame, this.header.readUInt32BE(0));
         this.headerFill = 0;
         this.body = Buffer.allocUnsafe(length);
         this.bodyFill = 0;
@@ -81,12 +88,6 @@ export class FrameDecoder {
         this.onFrame(body);
       }
     }
-  }
-
-  private checkedLength(length: number): number {
-    if (length === 0) throw new ProtocolError('empty frame');
-    if (length > this.maxFrame) throw new FrameTooLargeError(length, this.maxFrame);
-    return length;
   }
 }
 
@@ -156,7 +157,7 @@ export class DirectFrameDecoder {
     while (at < bytes) {
       let length: number;
       if (this.headerFill === 0 && bytes - at >= FRAME_HEADER_BYTES) {
-        length = this.checkedLength(data.readUInt32BE(at));
+        length = checkedLength(this.maxFrame, data.readUInt32BE(at));
         at += FRAME_HEADER_BYTES;
       } else {
         const taken = Math.min(FRAME_HEADER_BYTES - this.headerFill, bytes - at);
@@ -165,7 +166,7 @@ export class DirectFrameDecoder {
         at += taken;
         if (this.headerFill < FRAME_HEADER_BYTES) return;
         this.headerFill = 0;
-        length = this.checkedLength(this.header.readUInt32BE(0));
+        length = checkedLength(this.maxFrame, this.header.readUInt32BE(0));
       }
       // The scratch buffer is overwritten by the next read: whatever is kept is copied out.
       const body = length >= POOLED_BODY_MIN_BYTES ? takeBuffer(length) : Buffer.allocUnsafe(length);
@@ -186,11 +187,5 @@ export class DirectFrameDecoder {
     const body = this.body!;
     this.body = null;
     this.onFrame(body);
-  }
-
-  private checkedLength(length: number): number {
-    if (length === 0) throw new ProtocolError('empty frame');
-    if (length > this.maxFrame) throw new FrameTooLargeError(length, this.maxFrame);
-    return length;
   }
 }

@@ -805,7 +805,8 @@ export class Download extends EventEmitter<DownloadEvents> {
     source.everConnected = true;
     source.closingFor = null;
     source.choked = false;
-    source.depth = this.requestsPerSource ?? REQUESTS_PER_SOURCE;
+    // Never more than the connection admits: big chunks allow fewer requests (maxDepth).
+    source.depth = this.requestsPerSource ?? Math.min(REQUESTS_PER_SOURCE, this.maxDepth);
     source.rate = 0;
     source.windowStart = Date.now();
     source.windowBytes = 0;

@@ -19,6 +19,7 @@ import { readFileChunk } from '../../src/storage/shared-folder.js';
 import {
   deferred,
   makeFile,
+  manifestWithChunkSize,
   sha256File,
   spawnSeeder,
   startSeeder,
@@ -26,6 +27,8 @@ import {
   type TestFile,
 } from '../helpers/peer-fixtures.js';
 import { tempDir, waitFor } from '../helpers/wait.js';
+
+const MiB = 1024 * 1024;
 
 interface Downloader {
   download: Download;
@@ -187,6 +190,22 @@ test(
       `bytes from the child: ${fromChild}`,
     );
     assert.equal(bytesFrom(result, held.peerId), file.manifest.size - fromChild);
+  },
+);
+
+test(
+  'a file of 4 MiB chunks downloads: a pipeline never asks more than the connection admits',
+  limits,
+  async (t) => {
+    // Files over 16 GiB have chunks of 4 MiB or more; fewer of them fit in a source's byte budget.
+    const made = await makeFile(await tempDir(t), 'big.iso', 3 * 4 * MiB + 777, 11);
+    const file = { ...made, manifest: await manifestWithChunkSize(made.path, 'big.iso', 4 * MiB) };
+    const seeder = await startSeeder(t, file);
+    const d = await downloader(t, file, () => [seeder.source()]);
+    const result = await d.download.start();
+    await assertOnlyResult(d, result, file);
+    assert.equal(bytesFrom(result, seeder.peerId), file.manifest.size);
+    assert.deepEqual(d.lost, []);
   },
 );
 

@@ -3,8 +3,7 @@
  * compete for one limit, the rate they get together, and request deadlines under a download limit.
  */
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
-import fs from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { test, type TestContext } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { ChunkServer, type ChunkServerOptions } from '../../src/peer/chunk-server.js';
@@ -14,7 +13,7 @@ import { RateLimiter } from '../../src/peer/rate-limiter.js';
 import { Bitfield } from '../../src/storage/bitfield.js';
 import { chunkCount, computeFileId, type Manifest } from '../../src/storage/manifest.js';
 import { readFileChunk } from '../../src/storage/shared-folder.js';
-import { makeFile } from '../helpers/peer-fixtures.js';
+import { makeFile, manifestWithChunkSize } from '../helpers/peer-fixtures.js';
 import { tempDir } from '../helpers/wait.js';
 
 const KiB = 1024;
@@ -209,26 +208,6 @@ test(
 );
 
 /** The manifest of a file cut into chunks of `chunkSize` (swarmshare picks 256 KiB for small files). */
-async function manifestWithChunkSize(filePath: string, name: string, chunkSize: number): Promise<Manifest> {
-  const content = await fs.readFile(filePath);
-  const hashes: Buffer[] = [];
-  for (let at = 0; at < content.length; at += chunkSize) {
-    hashes.push(
-      createHash('sha256')
-        .update(content.subarray(at, at + chunkSize))
-        .digest(),
-    );
-  }
-  const joined = Buffer.concat(hashes);
-  return {
-    id: computeFileId(content.length, chunkSize, joined),
-    name,
-    size: content.length,
-    chunkSize,
-    hashes: joined,
-  };
-}
-
 /** An unlimited chunk server of a file on disk, described by `manifest`. */
 async function fileServer(t: TestContext, filePath: string, manifest: Manifest): Promise<number> {
   const server = new ChunkServer({

@@ -17,6 +17,19 @@ export function parsePort(text: string, what = 'port'): number {
 
 /** Parses `host:port`, `[::1]:port` or a bare `port` (meaning 127.0.0.1). */
 export function parseEndpoint(text: string, defaultPort?: number): Endpoint {
+  const endpoint = splitEndpoint(text, defaultPort);
+  // Host names, IPv4 and IPv6 literals (with a %zone) need nothing else: a control character, a
+  // space or a slash is a typo or an attack, and would only fail later, further from its cause.
+  if (!/^[A-Za-z0-9._:%-]+$/.test(endpoint.host)) {
+    throw new SwarmError(
+      'ERR_INVALID_ARGUMENT',
+      `bad address ${JSON.stringify(text)}: a host is a name, an IPv4 address or a [v6] address`,
+    );
+  }
+  return endpoint;
+}
+
+function splitEndpoint(text: string, defaultPort?: number): Endpoint {
   const trimmed = text.trim();
   const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(trimmed);
   if (v6)

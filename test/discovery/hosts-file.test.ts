@@ -77,7 +77,18 @@ test('parses addresses, [v6] addresses, comments and blank lines; once each, in 
 });
 
 test('a bad line is a problem naming the line, and the other lines still count', () => {
-  const text = ['a:1', 'no-port', 'b:99999', 'two words:1', '::1:80', 'c:0', 'd:2'].join('\n');
+  const text = [
+    'a:1',
+    'no-port',
+    'b:99999',
+    'two words:1',
+    '::1:80',
+    'c:0',
+    'd:2',
+    'e\u0000f:3',
+    'g/h:4',
+    '[\u001b]:5',
+  ].join('\n');
   const { hosts, problems } = parseHostsFile(text);
   assert.deepEqual(hosts, [
     { host: 'a', port: 1 },
@@ -91,6 +102,9 @@ test('a bad line is a problem naming the line, and the other lines still count',
       [4, 'two words:1'],
       [5, '::1:80'],
       [6, 'c:0'],
+      [8, 'e\u0000f:3'],
+      [9, 'g/h:4'],
+      [10, '[\u001b]:5'],
     ],
   );
   for (const problem of problems) assert.ok(problem.reason.length > 0);

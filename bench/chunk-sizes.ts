@@ -7,7 +7,6 @@
  *   npm run build && node dist/bench/chunk-sizes.js [--size-mib 1024] [--runs 3]
  */
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,35 +16,16 @@ import { parseArgs } from 'node:util';
 import { ChunkServer } from '../src/peer/chunk-server.js';
 import { Download } from '../src/peer/download.js';
 import { Bitfield } from '../src/storage/bitfield.js';
-import { chunkCount, computeFileId, type Manifest } from '../src/storage/manifest.js';
+import { hashFile } from '../src/storage/hasher.js';
+import { chunkCount, type Manifest } from '../src/storage/manifest.js';
 import { readFileChunk } from '../src/storage/shared-folder.js';
 import { readThrough, writePayload } from './payload.js';
 import { median, MiB, mbPerSecond, processCpuSeconds } from './util.js';
 
 const CHUNK_SIZES = [256 * 1024, MiB, 4 * MiB, 16 * MiB];
 
-/** A manifest of `file` with the given chunk size (the real one picks it from the file size). */
-async function manifestFor(file: string, name: string, chunkSize: number): Promise<Manifest> {
-  const { size } = await fs.stat(file);
-  const handle = await fs.open(file, 'r');
-  const hashes = Buffer.alloc(chunkCount({ size, chunkSize }) * 32);
-  const block = Buffer.allocUnsafe(chunkSize);
-  try {
-    for (let index = 0, at = 0; at < size; index++, at += chunkSize) {
-      const { bytesRead } = await handle.read(block, 0, Math.min(chunkSize, size - at), at);
-      createHash('sha256')
-        .update(block.subarray(0, bytesRead))
-        .digest()
-        .copy(hashes, index * 32);
-    }
-  } finally {
-    await handle.close();
-  }
-  return { id: computeFileId(size, chunkSize, hashes), name, size, chunkSize, hashes };
-}
-
 async function serve(file: string, chunkSize: number): Promise<void> {
-  const manifest = await manifestFor(file, path.basename(file), chunkSize);
+  const manifest = await hashFile(file, path.basename(file), { chunkSize });
   const total = chunkCount(manifest);
   const server = new ChunkServer({
     provider: async (fileId, index) =>
@@ -135,7 +115,7 @@ async function main(): Promise<void> {
     );
     console.log('|---:|---:|---:|---|---:|---:|');
     for (const chunkSize of CHUNK_SIZES) {
-      const manifest = await manifestFor(file, 'payload.bin', chunkSize);
+      const manifest = await hashFile(file, 'payload.bin', { chunkSize });
       const results: Run[] = [];
       for (let i = 0; i < runs; i++) results.push(await downloadOnce(file, manifest, workDir));
       const mb = size / 1e6;

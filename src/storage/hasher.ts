@@ -17,7 +17,12 @@ const READ_BLOCK_BYTES = 4 * 1024 * 1024;
  * Throws ERR_BAD_NAME for a bad name, ERR_LIMIT for a file too large to describe, ERR_IO if the file
  * is not a regular file or shrinks while it is read.
  */
-export async function hashFile(filePath: string, name: string): Promise<Manifest> {
+export async function hashFile(
+  filePath: string,
+  name: string,
+  /** The chunk size to describe it with; by default the canonical one for its size (chunkSizeFor). */
+  options: { chunkSize?: number } = {},
+): Promise<Manifest> {
   assertFileName(name);
   const handle = await fs.open(filePath, 'r');
   try {
@@ -30,7 +35,7 @@ export async function hashFile(filePath: string, name: string): Promise<Manifest
         `${filePath} is ${size} bytes; the largest shareable file is ${MAX_FILE_SIZE}`,
       );
     }
-    const chunkSize = chunkSizeFor(size);
+    const chunkSize = options.chunkSize ?? chunkSizeFor(size);
     const hashes = Buffer.alloc(chunkCountOf(size, chunkSize) * HASH_BYTES);
 
     const blockSize = Math.min(READ_BLOCK_BYTES, Math.max(size, 1));

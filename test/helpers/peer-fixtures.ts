@@ -5,7 +5,6 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import fs from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +14,7 @@ import { ChunkServer } from '../../src/peer/chunk-server.js';
 import type { SourceInfo } from '../../src/peer/download.js';
 import { Bitfield } from '../../src/storage/bitfield.js';
 import { hashFile } from '../../src/storage/hasher.js';
-import { chunkCount, computeFileId, type Manifest } from '../../src/storage/manifest.js';
+import { chunkCount, type Manifest } from '../../src/storage/manifest.js';
 import { readFileChunk } from '../../src/storage/shared-folder.js';
 import { writeRandomFile } from './wait.js';
 
@@ -107,31 +106,6 @@ export async function startSeeder(
       port,
       chunks: options.claimAll ? Bitfield.full(total) : chunks,
     }),
-  };
-}
-
-/** The manifest of a file with a chosen chunk size (hashFile picks it from the file size). */
-export async function manifestWithChunkSize(
-  filePath: string,
-  name: string,
-  chunkSize: number,
-): Promise<Manifest> {
-  const content = await fs.readFile(filePath);
-  const hashes: Buffer[] = [];
-  for (let at = 0; at < content.length; at += chunkSize) {
-    hashes.push(
-      createHash('sha256')
-        .update(content.subarray(at, at + chunkSize))
-        .digest(),
-    );
-  }
-  const joined = Buffer.concat(hashes);
-  return {
-    id: computeFileId(content.length, chunkSize, joined),
-    name,
-    size: content.length,
-    chunkSize,
-    hashes: joined,
   };
 }
 

@@ -13,13 +13,13 @@ import {
   type SourceLostReason,
 } from '../../src/peer/download.js';
 import { Bitfield } from '../../src/storage/bitfield.js';
+import { hashFile } from '../../src/storage/hasher.js';
 import { chunkCount } from '../../src/storage/manifest.js';
 import { PARTIAL_DIR_NAME } from '../../src/storage/partial-file.js';
 import { readFileChunk } from '../../src/storage/shared-folder.js';
 import {
   deferred,
   makeFile,
-  manifestWithChunkSize,
   sha256File,
   spawnSeeder,
   startSeeder,
@@ -199,7 +199,7 @@ test(
   async (t) => {
     // Files over 16 GiB have chunks of 4 MiB or more; fewer of them fit in a source's byte budget.
     const made = await makeFile(await tempDir(t), 'big.iso', 3 * 4 * MiB + 777, 11);
-    const file = { ...made, manifest: await manifestWithChunkSize(made.path, 'big.iso', 4 * MiB) };
+    const file = { ...made, manifest: await hashFile(made.path, 'big.iso', { chunkSize: 4 * MiB }) };
     const seeder = await startSeeder(t, file);
     const d = await downloader(t, file, () => [seeder.source()]);
     const result = await d.download.start();

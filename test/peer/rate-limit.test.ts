@@ -11,9 +11,10 @@ import { Download } from '../../src/peer/download.js';
 import { PeerClient, type PeerClientOptions } from '../../src/peer/peer-client.js';
 import { RateLimiter } from '../../src/peer/rate-limiter.js';
 import { Bitfield } from '../../src/storage/bitfield.js';
+import { hashFile } from '../../src/storage/hasher.js';
 import { chunkCount, computeFileId, type Manifest } from '../../src/storage/manifest.js';
 import { readFileChunk } from '../../src/storage/shared-folder.js';
-import { makeFile, manifestWithChunkSize } from '../helpers/peer-fixtures.js';
+import { makeFile } from '../helpers/peer-fixtures.js';
 import { tempDir } from '../helpers/wait.js';
 
 const KiB = 1024;
@@ -176,7 +177,7 @@ test(
     const dir = await tempDir(t);
     const file = await makeFile(dir, 'big.bin', 2 * MiB + 512 * KiB, 5);
     // The same bytes with chunks of 1 MiB (the chunk size of files over 2 GiB).
-    const manifest = await manifestWithChunkSize(file.path, 'big.bin', MiB);
+    const manifest = await hashFile(file.path, 'big.bin', { chunkSize: MiB });
     const ports = [await fileServer(t, file.path, manifest), await fileServer(t, file.path, manifest)];
     const download = new Download({
       manifest,

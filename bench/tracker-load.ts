@@ -9,7 +9,7 @@
  * - LOCATE: every session asks for the file's holders (a reply naming every session) for a fixed
  *   duration.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { chunkSizeFor, computeFileId, type Manifest } from '../src/storage/manifest.js';
 import { TrackerClient } from '../src/tracker/client.js';
 import { encodeTrackerMessage } from '../src/wire/tracker-messages.js';
@@ -103,7 +103,7 @@ export async function loadTracker(
     const chunks = manifest.hashes.length / 32;
     const owner = await TrackerClient.connect(endpoint);
     clients.push(owner);
-    await owner.register({ peerId: randomBytes(32), name: 'owner', port: 1 });
+    await owner.register({ name: 'owner', port: 1 });
     const [announced] = await owner.announce([manifest]);
     if (!announced || announced.code !== '') {
       throw new Error(`the tracker refused the load manifest: ${announced?.code} ${announced?.message}`);
@@ -115,7 +115,7 @@ export async function loadTracker(
       Array.from({ length: options.sessions }, async (_, i) => {
         const client = await TrackerClient.connect(endpoint);
         clients.push(client);
-        await client.register({ peerId: randomBytes(32), name: `load${i}`, port: 10_000 + i });
+        await client.register({ name: `load${i}`, port: 10_000 + i });
         return client;
       }),
     );

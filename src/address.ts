@@ -6,6 +6,28 @@ export interface Endpoint {
   port: number;
 }
 
+/** A tracker's address, with the peer id expected there when the user pinned one (ID@HOST:PORT). */
+export interface TrackerAddress extends Endpoint {
+  trackerId?: Buffer;
+}
+
+/**
+ * Parses `[ID@]HOST:PORT`, where ID is the tracker's peer id in hex (64 digits, as the tracker
+ * prints it): with it, a tracker that cannot prove that id is refused.
+ */
+export function parseTrackerAddress(text: string, defaultPort?: number): TrackerAddress {
+  const at = text.indexOf('@');
+  if (at === -1) return parseEndpoint(text, defaultPort);
+  const id = text.slice(0, at).trim();
+  if (!/^[0-9a-fA-F]{64}$/.test(id)) {
+    throw new SwarmError(
+      'ERR_INVALID_ARGUMENT',
+      `bad tracker address ${JSON.stringify(text)}: before the @ comes the tracker's id, 64 hex digits`,
+    );
+  }
+  return { ...parseEndpoint(text.slice(at + 1), defaultPort), trackerId: Buffer.from(id, 'hex') };
+}
+
 export function parsePort(text: string, what = 'port'): number {
   if (!/^\d{1,5}$/.test(text))
     throw new SwarmError('ERR_INVALID_ARGUMENT', `${what} must be a number from 0 to 65535, got "${text}"`);

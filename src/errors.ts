@@ -32,6 +32,8 @@ export type ErrorCode =
   | 'ERR_NOT_FOUND'
   | 'ERR_OUTSIDE_DIR'
   | 'ERR_INVALID_ARGUMENT'
+  | 'ERR_PEER_AUTH' // the other end is not who it claims, or not whom we dialled
+  | 'ERR_SWARM_SECRET' // a private swarm's secret is missing, wrong, or not expected
   | 'ERR_IO';
 
 export class SwarmError extends Error {

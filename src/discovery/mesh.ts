@@ -36,10 +36,13 @@ import type { FileSummary } from '../wire/tracker-messages.js';
 import { Backoff, TokenBucket } from './backoff.js';
 import { catalogOf, sourcesOf } from './mesh-catalog.js';
 import { MeshLink } from './mesh-link.js';
+import type { Credentials } from '../transport/credentials.js';
 
 export interface PeerMeshOptions {
   /** Who we are: sent in INFO, and how we recognise a link to ourselves. Port 0: we do not serve. */
   self: { peerId: Buffer; name: string; port: number };
+  /** Our identity for TLS (and swarm key); a throw-away one if not given (tests). */
+  credentials?: Credentials;
   logger?: Logger;
   /** First delay before reconnecting to a host. Default MESH_RECONNECT_MIN_MS (1 s). */
   reconnectMinMs?: number;
@@ -117,6 +120,7 @@ interface HostEntry {
  */
 export class PeerMesh extends EventEmitter<PeerMeshEvents> {
   private readonly self: PeerMeshOptions['self'];
+  private readonly credentials: Credentials | null;
   private readonly logger: Logger;
   private readonly minMs: number;
   private readonly maxMs: number;
@@ -137,6 +141,7 @@ export class PeerMesh extends EventEmitter<PeerMeshEvents> {
   constructor(options: PeerMeshOptions) {
     super();
     this.self = options.self;
+    this.credentials = options.credentials ?? null;
     this.logger = (options.logger ?? silentLogger()).child({ component: 'mesh' });
     this.minMs = options.reconnectMinMs ?? MESH_RECONNECT_MIN_MS;
     this.maxMs = Math.max(this.minMs, options.reconnectMaxMs ?? MESH_RECONNECT_MAX_MS);
@@ -331,7 +336,8 @@ export class PeerMesh extends EventEmitter<PeerMeshEvents> {
       client = await PeerClient.connect(entry.host, entry.port, {
         logger: this.logger,
         connectTimeoutMs: this.connectTimeoutMs,
-        self: this.self,
+        ...(this.credentials ? { credentials: this.credentials } : {}),
+        self: { name: this.self.name, port: this.self.port },
       });
     } catch (err) {
       entry.connecting = false;

@@ -23,10 +23,13 @@
  * are answered with REJECT ERR_CHOKED (never dropped: the client's requests settle at once) until it
  * is sent UNCHOKE. Manifests and discovery frames are not subject to slots.
  */
-import net, { type AddressInfo } from 'node:net';
+import type net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import type tls from 'node:tls';
 import type { Endpoint } from '../address.js';
 import {
   DEFAULT_HOST,
+  HANDSHAKE_TIMEOUT_MS,
   MAX_CHUNK_SIZE,
   MAX_HOST_BYTES,
   MAX_PEER_CONNECTIONS,
@@ -49,6 +52,8 @@ import { chunkCount, chunkLength, type Manifest } from '../storage/manifest.js';
 import { ProtocolError } from '../wire/codec.js';
 import { FramedConnection } from '../wire/connection.js';
 import { serverHandshake } from '../wire/handshake.js';
+import { ephemeralCredentials, type Credentials } from '../transport/credentials.js';
+import { createSecureServer } from '../transport/tls.js';
 import { Choker } from './choker.js';
 import type { RateLimiter } from './rate-limiter.js';
 import {
@@ -76,8 +81,10 @@ export interface ChunkServerOptions {
   idleTimeoutMs?: number;
   /** Deadline for a client's HELLO. Default HANDSHAKE_TIMEOUT_MS. */
   handshakeTimeoutMs?: number;
-  /** Who we are, for INFO (its port is the one we listen on, known after listen()). */
-  self?: { peerId: Buffer; name: string };
+  /** Our identity for TLS (and swarm key, in a private swarm); a throw-away one if not given. */
+  credentials?: Credentials;
+  /** How we introduce ourselves in INFO (its port is the one we listen on, known after listen()). */
+  self?: { name: string };
   /** What we hold now, complete and partial files, for OFFERS. */
   offers?: () => Offer[];
   /** Other peers we know, where they serve, for PEERS (peer exchange). */
@@ -178,7 +185,12 @@ export class ChunkServer {
   private readonly greeted = new Set<ServedConnection>();
   private readonly diskReads = new Limiter(READS_PER_SERVER);
   private readonly budget: SendBudget;
-  private server: net.Server | null = null;
+  private server: tls.Server | null = null;
+  private listenCalled = false;
+  /** TCP connections open, including those still in the TLS handshake. */
+  private sockets = 0;
+  private credentials: Credentials | null = null;
+  private closed = false;
   private listeningPort = 0;
   private offersTimer: NodeJS.Timeout | null = null;
   /** HAVE frames waiting for the next batch (see broadcastHave). */
@@ -245,9 +257,26 @@ export class ChunkServer {
 
   /** Starts listening; resolves with the address actually bound (port 0 picks a free port). */
   listen(port: number, host: string = DEFAULT_HOST): Promise<{ host: string; port: number }> {
-    if (this.server)
+    if (this.listenCalled)
       return Promise.reject(new SwarmError('ERR_INVALID_ARGUMENT', 'the chunk server is already listening'));
-    const server = net.createServer((socket) => this.accept(socket));
+    this.listenCalled = true;
+    return this.listenSecure(port, host);
+  }
+
+  private async listenSecure(port: number, host: string): Promise<{ host: string; port: number }> {
+    const credentials = this.options.credentials ?? (await ephemeralCredentials());
+    this.credentials = credentials;
+    if (this.closed) throw new SwarmError('ERR_CLOSED', 'the chunk server was closed');
+    const server = createSecureServer(
+      {
+        credentials,
+        handshakeTimeoutMs: this.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
+        admit: (socket) => this.admitSocket(socket),
+        onRefused: (err, socket) =>
+          this.logger.debug({ remote: socket.remoteAddress, err: errorMessage(err) }, 'TLS handshake failed'),
+      },
+      (socket, remotePeerId) => this.accept(socket, remotePeerId),
+    );
     this.server = server;
     return new Promise((resolve, reject) => {
       server.once('error', (err) => {
@@ -288,6 +317,7 @@ export class ChunkServer {
   async close(): Promise<void> {
     const server = this.server;
     this.server = null;
+    this.closed = true;
     if (this.pexTimer) clearInterval(this.pexTimer);
     if (this.offersTimer) clearTimeout(this.offersTimer);
     if (this.haveTimer) clearTimeout(this.haveTimer);
@@ -301,18 +331,29 @@ export class ChunkServer {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
-  private accept(socket: net.Socket): void {
-    if (this.connections.size >= this.maxConnections) {
+  /** Decides on a TCP connection before any TLS work: the limit counts handshakes too. */
+  private admitSocket(socket: net.Socket): boolean {
+    if (this.sockets >= this.maxConnections) {
       this.logger.warn(
         { remote: socket.remoteAddress, limit: this.maxConnections },
         'too many peer connections',
       );
+      return false;
+    }
+    this.sockets++;
+    socket.once('close', () => this.sockets--);
+    return true;
+  }
+
+  private accept(socket: tls.TLSSocket, remotePeerId: Buffer): void {
+    if (this.closed) {
       socket.destroy();
       return;
     }
     const conn = new FramedConnection(socket, {
       maxFrame: MAX_CLIENT_FRAME,
       idleTimeoutMs: this.idleTimeoutMs,
+      remotePeerId,
     });
     const remote = `${conn.remoteAddress}:${conn.remotePort}`;
     this.connections.add(conn);
@@ -325,7 +366,13 @@ export class ChunkServer {
         this.logger.debug({ remote, reason: reason && errorMessage(reason) }, 'peer connection closed');
       }
     });
-    serverHandshake(conn, PEER_PROTOCOL, PEER_VERSIONS, this.handshakeTimeoutMs).then(
+    serverHandshake(
+      conn,
+      PEER_PROTOCOL,
+      PEER_VERSIONS,
+      this.handshakeTimeoutMs,
+      this.credentials?.swarmKey ?? null,
+    ).then(
       () => {
         if (conn.isClosed) return;
         const session = new ServedConnection(conn, this);
@@ -382,16 +429,17 @@ export class ChunkServer {
   /** @internal A client introduced itself: pass it on, then answer with INFO, OFFERS and PEERS. */
   greet(session: ServedConnection, info: PeerInfo): void {
     const { self, onPeerInfo } = this.options;
-    if (onPeerInfo && info.port !== 0 && !(self && info.peerId.equals(self.peerId))) {
+    const selfId = this.credentials?.peerId;
+    if (onPeerInfo && info.port !== 0 && !(selfId && info.peerId.equals(selfId))) {
       try {
         onPeerInfo({ peerId: info.peerId, name: info.name, host: session.remoteAddress, port: info.port });
       } catch (err) {
         this.logger.error({ err: errorMessage(err) }, 'onPeerInfo failed');
       }
     }
-    if (self) {
+    if (self && selfId) {
       const port = this.listeningPort;
-      session.send(encodePeerMessage({ type: 'info', peerId: self.peerId, name: self.name, port }));
+      session.send(encodePeerMessage({ type: 'info', peerId: selfId, name: self.name, port }));
     }
     const offers = this.offersFrame();
     if (offers) session.send(offers);
@@ -764,6 +812,10 @@ class ServedConnection {
       }
       case 'info': {
         if (this.introduced) throw new ProtocolError('INFO sent twice');
+        // The id a client introduces itself with is the one its certificate proved, or it lies.
+        if (!msg.peerId.equals(this.conn.remotePeerId!)) {
+          throw new ProtocolError('INFO names another peer id than its key');
+        }
         this.introduced = true;
         this.clientPort = msg.port;
         this.server.slots.identify(this, msg.peerId.toString('hex'));

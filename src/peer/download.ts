@@ -59,6 +59,7 @@ import { silentLogger, type Logger } from '../log.js';
 import { Bitfield } from '../storage/bitfield.js';
 import { chunkCount, chunkLength, type Manifest } from '../storage/manifest.js';
 import { BadChunksError, PartialFile } from '../storage/partial-file.js';
+import type { Credentials } from '../transport/credentials.js';
 import { readFileChunk } from '../storage/shared-folder.js';
 import type { ReceiveLimiter } from '../wire/connection.js';
 import type { Offer } from '../wire/peer-messages.js';
@@ -99,8 +100,9 @@ export interface DownloadOptions {
   /** A chunk request unanswered this long is given to another source. */
   chunkTimeoutMs?: number;
   connectTimeoutMs?: number;
-  /** Who we are to the sources (INFO); by default a random peer id. */
-  self?: { peerId: Buffer; name: string };
+  /** Who we are to the sources: the identity we prove (by default a throw-away one) and our name. */
+  credentials?: Credentials;
+  self?: { name: string };
   /** A fixed number of requests in flight per source; by default it adapts to each source's rate. */
   requestsPerSource?: number;
   maxSources?: number;
@@ -781,9 +783,12 @@ export class Download extends EventEmitter<DownloadEvents> {
         connectTimeoutMs: this.options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS,
         requestTimeoutMs: this.chunkTimeoutMs,
         maxInFlight: this.requestsPerSource ?? this.maxDepth,
-        // Our peer id lets the source credit what we upload to it (tit-for-tat); port 0: this
+        // Our proven peer id lets the source credit what we upload to it (tit-for-tat); port 0: this
         // connection is not a place to connect back to.
-        ...(this.options.self ? { self: { ...this.options.self, port: 0 } } : {}),
+        ...(this.options.credentials ? { credentials: this.options.credentials } : {}),
+        self: { name: this.options.self?.name ?? '', port: 0 },
+        // Whoever answers at the address must be the peer the tracker or mesh named.
+        expectedPeerId: /^[0-9a-f]{64}$/.test(source.peerId) ? Buffer.from(source.peerId, 'hex') : undefined,
         maxChunkSize: this.manifest.chunkSize,
         receiveLimiter: this.options.receiveLimiter,
       });

@@ -11,7 +11,6 @@
  * REJECT ERR_CHOKED (a RemoteError: "not now", not "does not have it") until it sends UNCHOKE
  * ('unchoke'). A connection starts unchoked: a server that has never said CHOKE serves us.
  */
-import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Endpoint } from '../address.js';
 import {
@@ -20,7 +19,6 @@ import {
   MAX_PEER_CONTROL_FRAME,
   MAX_PEER_FRAME,
   MAX_SERVED_REQUESTS_PER_CONNECTION,
-  PEER_ID_BYTES,
   PEER_IDLE_TIMEOUT_MS,
   PEER_PROTOCOL,
   PEER_VERSIONS,
@@ -40,6 +38,7 @@ import {
 } from '../wire/peer-messages.js';
 import { PendingRequests } from '../wire/pending-requests.js';
 import { releaseBuffer } from '../buffer-pool.js';
+import { ephemeralCredentials, type Credentials } from '../transport/credentials.js';
 
 export interface PeerClientOptions {
   logger?: Logger;
@@ -54,10 +53,17 @@ export interface PeerClientOptions {
   /** Close the connection idle this long. Default PEER_IDLE_TIMEOUT_MS. */
   idleTimeoutMs?: number;
   /**
-   * Who we are, sent in INFO after the handshake. Default: a random peer id, no name, and port 0
-   * (we do not serve), which a server does not pass on as a peer.
+   * Who we are: the identity we prove in the TLS handshake (and our swarm key in a private swarm).
+   * Default: a throw-away identity in an open swarm.
    */
-  self?: { peerId: Buffer; name: string; port?: number };
+  credentials?: Credentials;
+  /** The peer id we mean to reach: anyone else at the address is refused with ERR_PEER_AUTH. */
+  expectedPeerId?: Buffer | undefined;
+  /**
+   * How we introduce ourselves in INFO after the handshake. Default: no name and port 0 (we do not
+   * serve), which a server does not pass on as a peer.
+   */
+  self?: { name: string; port?: number };
   /**
    * Caps the bytes received per second, shared with every connection using it (the process-wide
    * download limit). The time the connection spends held back by it does not count against a
@@ -137,13 +143,15 @@ export class PeerClient extends EventEmitter<PeerClientEvents> {
     // A PIECE is at most one chunk plus its header; MANIFEST and OFFERS at most MAX_PEER_CONTROL_FRAME
     // (so a small expected chunk size still admits them); the rest is small. Chunk data is read
     // straight into its frame body (connectFramed), with no copy.
-    const conn = await connectFramed(host, port, timeoutMs, {
+    const credentials = options.credentials ?? (await ephemeralCredentials());
+    const secure = { credentials, timeoutMs, expectedPeerId: options.expectedPeerId };
+    const conn = await connectFramed(host, port, secure, {
       maxFrame: Math.max(maxChunkSize + PIECE_HEADER_BYTES, MAX_PEER_CONTROL_FRAME),
       idleTimeoutMs: options.idleTimeoutMs ?? PEER_IDLE_TIMEOUT_MS,
       ...(options.receiveLimiter ? { receiveLimiter: options.receiveLimiter } : {}),
     });
     try {
-      await clientHandshake(conn, PEER_PROTOCOL, PEER_VERSIONS, timeoutMs);
+      await clientHandshake(conn, PEER_PROTOCOL, PEER_VERSIONS, timeoutMs, credentials.swarmKey);
     } catch (err) {
       conn.destroy(err as Error);
       if (err instanceof SwarmError) throw err;
@@ -172,12 +180,17 @@ export class PeerClient extends EventEmitter<PeerClientEvents> {
     conn.send(
       encodePeerMessage({
         type: 'info',
-        peerId: self?.peerId ?? randomBytes(PEER_ID_BYTES),
+        peerId: credentials.peerId,
         name: self?.name ?? '',
         port: self?.port ?? 0,
       }),
     );
     return client;
+  }
+
+  /** The server's peer id, as it proved it in the TLS handshake. */
+  get remotePeerId(): Buffer {
+    return this.conn.remotePeerId!;
   }
 
   /** The server's INFO, once it has arrived (null before, or if it never sends one). */
@@ -295,6 +308,8 @@ export class PeerClient extends EventEmitter<PeerClientEvents> {
     switch (msg.type) {
       case 'info':
         if (this.remoteInfo) throw new ProtocolError('INFO sent twice');
+        if (!msg.peerId.equals(this.remotePeerId))
+          throw new ProtocolError('INFO names another peer id than its key');
         this.remoteInfo = { peerId: msg.peerId, name: msg.name, port: msg.port };
         this.emit('info', this.remoteInfo);
         return;

@@ -5,8 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import os from 'node:os';
-import { randomBytes } from 'node:crypto';
-import { formatEndpoint, type Endpoint } from '../address.js';
+import { formatEndpoint, type Endpoint, type TrackerAddress } from '../address.js';
 import {
   MAX_PEER_NAME_BYTES,
   MAX_SHARED_FILES,
@@ -26,6 +25,8 @@ import { SwarmError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { Bitfield } from '../storage/bitfield.js';
 import { loadOrCreateIdentity } from '../storage/identity.js';
+import { credentialsFor, ephemeralCredentials, type Credentials } from '../transport/credentials.js';
+import type { SwarmKey } from '../transport/swarm-secret.js';
 import {
   chunkCount,
   chunkLength,
@@ -50,7 +51,7 @@ export interface PeerNodeOptions {
   /** The folder whose files are shared and where downloads land. */
   dir: string;
   /** Trackers to register with (all of them: one going down loses nothing). */
-  trackers?: Endpoint[];
+  trackers?: TrackerAddress[];
   /** Known hosts to keep connected to, without a tracker. */
   peers?: Endpoint[];
   /** A file of known hosts (`host:port` per line), re-read when it changes. */
@@ -72,6 +73,8 @@ export interface PeerNodeOptions {
   shareOnStart?: boolean;
   /** Use a throw-away peer id instead of the one persisted in the state folder. */
   ephemeralIdentity?: boolean;
+  /** The private swarm's key (see transport/swarm-secret.ts); none: an open swarm. */
+  swarmKey?: SwarmKey | null;
   logger?: Logger;
   /** Tuning for tests and the demo. */
   relocateIntervalMs?: number;
@@ -140,10 +143,11 @@ export class PeerNode extends EventEmitter<PeerNodeEvents> {
 
   private constructor(
     folder: SharedFolder,
-    peerId: Buffer,
+    private readonly credentials: Credentials,
     private readonly options: PeerNodeOptions,
   ) {
     super();
+    const peerId = credentials.peerId;
     this.folder = folder;
     this.peerId = peerId;
     this.name = options.name ?? defaultPeerName(peerId);
@@ -157,7 +161,8 @@ export class PeerNode extends EventEmitter<PeerNodeEvents> {
       reciprocation: (peerId) => this.received.get(peerId),
       provider: (fileId, index) => this.readChunk(fileId, index),
       logger: this.logger,
-      self: { peerId, name: this.name },
+      credentials,
+      self: { name: this.name },
       offers: () => this.offers(),
       knownPeers: () =>
         this.mesh
@@ -175,10 +180,11 @@ export class PeerNode extends EventEmitter<PeerNodeEvents> {
     const nameProblem = options.name === undefined ? null : peerNameProblem(options.name);
     if (nameProblem) throw new SwarmError('ERR_INVALID_ARGUMENT', `bad peer name: ${nameProblem}`);
     const folder = await SharedFolder.open(options.dir, { logger: options.logger });
-    const peerId = options.ephemeralIdentity
-      ? randomBytes(32)
-      : (await loadOrCreateIdentity(folder.stateDir)).peerId;
-    const node = new PeerNode(folder, peerId, options);
+    const swarmKey = options.swarmKey ?? null;
+    const credentials = options.ephemeralIdentity
+      ? await ephemeralCredentials(swarmKey)
+      : await credentialsFor(await loadOrCreateIdentity(folder.stateDir), swarmKey);
+    const node = new PeerNode(folder, credentials, options);
     try {
       await node.startServices();
     } catch (err) {
@@ -191,6 +197,7 @@ export class PeerNode extends EventEmitter<PeerNodeEvents> {
   private async startServices(): Promise<void> {
     this.listening = await this.server.listen(this.options.port ?? 0, this.options.host ?? '0.0.0.0');
     this.mesh = new PeerMesh({
+      credentials: this.credentials,
       self: { peerId: this.peerId, name: this.name, port: this.listening.port },
       logger: this.logger,
       ...(this.options.reconnectMinMs ? { reconnectMinMs: this.options.reconnectMinMs } : {}),
@@ -210,12 +217,14 @@ export class PeerNode extends EventEmitter<PeerNodeEvents> {
     if (this.options.lan) await this.startLan(this.options.lan === true ? {} : this.options.lan);
   }
 
-  private addTracker(endpoint: Endpoint): void {
+  private addTracker(endpoint: TrackerAddress): void {
     // Created only now: the link registers the chunk server's port, known once it listens.
     const link = new TrackerLink({
       host: endpoint.host,
       port: endpoint.port,
-      identity: { peerId: this.peerId, name: this.name, port: this.listening.port },
+      ...(endpoint.trackerId ? { trackerId: endpoint.trackerId } : {}),
+      credentials: this.credentials,
+      identity: { name: this.name, port: this.listening.port },
       logger: this.logger,
       holdings: () => this.holdings(),
       // Trackers never see transfers: each heartbeat tells them how much we have served.
@@ -502,7 +511,8 @@ export class PeerNode extends EventEmitter<PeerNodeEvents> {
       relocateIntervalMs: this.options.relocateIntervalMs ?? RELOCATE_INTERVAL_MS,
       noSourceTimeoutMs: this.options.noSourceTimeoutMs ?? NO_SOURCE_TIMEOUT_MS,
       findSources: () => this.discovery.sources(fileId),
-      self: { peerId: this.peerId, name: this.name },
+      credentials: this.credentials,
+      self: { name: this.name },
       onChunk: (index, fromPeerId) => {
         this.discovery.have(fileId, index);
         if (fromPeerId) this.received.add(fromPeerId, chunkLength(manifest, index));

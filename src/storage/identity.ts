@@ -76,7 +76,7 @@ function corrupt(file: string, why: string, cause?: unknown): SwarmError {
   );
 }
 
-function identityOf(privateKey: KeyObject): Identity {
+export function identityOf(privateKey: KeyObject): Identity {
   const publicKey = createPublicKey(privateKey);
   return { peerId: peerIdOf(publicKey), publicKey, privateKey };
 }

@@ -29,7 +29,8 @@ import { RemoteError, SwarmError, errorCode, errorMessage, isErrorCode } from '.
 import { silentLogger, type Logger } from '../log.js';
 import { validateManifest, type Manifest } from '../storage/manifest.js';
 import { ProtocolError } from '../wire/codec.js';
-import { FramedConnection, connectTcp } from '../wire/connection.js';
+import { ephemeralCredentials, type Credentials } from '../transport/credentials.js';
+import { type FramedConnection, connectSecureFramed } from '../wire/connection.js';
 import { clientHandshake } from '../wire/handshake.js';
 import { PendingRequests } from '../wire/pending-requests.js';
 import {
@@ -50,6 +51,10 @@ export interface TrackerClientOptions {
   requestTimeoutMs?: number;
   /** Deadline for the TCP connection and then for the handshake. */
   connectTimeoutMs?: number;
+  /** Who we are (and our swarm key, in a private swarm); a throw-away identity if not given. */
+  credentials?: Credentials;
+  /** The tracker's peer id, if known: a tracker with another key is refused (ERR_PEER_AUTH). */
+  trackerId?: Buffer;
 }
 
 /** What the tracker answered to REGISTER: the address it sees us at, and its timings. */
@@ -85,6 +90,10 @@ export class TrackerClient extends EventEmitter<TrackerClientEvents> {
   /** The tracker protocol version agreed in the handshake. */
   readonly version: number;
   readonly remote: Endpoint;
+  /** Our peer id, as the tracker authenticated it. */
+  readonly peerId: Buffer;
+  /** The tracker's peer id, as it proved it in the TLS handshake. */
+  readonly trackerId: Buffer;
   private readonly conn: FramedConnection;
   private readonly logger: Logger;
   private readonly pending: PendingRequests<TrackerReply>;
@@ -100,23 +109,52 @@ export class TrackerClient extends EventEmitter<TrackerClientEvents> {
   static async connect(options: TrackerClientOptions): Promise<TrackerClient> {
     const where = formatEndpoint(options);
     const timeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
-    const socket = await connectTcp(options.host, options.port, timeoutMs);
-    const conn = new FramedConnection(socket, { maxFrame: MAX_TRACKER_FRAME });
+    const credentials = options.credentials ?? (await ephemeralCredentials());
+    let conn: FramedConnection;
+    try {
+      conn = await connectSecureFramed(
+        options.host,
+        options.port,
+        { credentials, timeoutMs, expectedPeerId: options.trackerId },
+        { maxFrame: MAX_TRACKER_FRAME },
+      );
+    } catch (err) {
+      if (errorCode(err) === 'ERR_UNREACHABLE' || errorCode(err) === 'ERR_PEER_AUTH') throw err;
+      throw new SwarmError(
+        errorCode(err) === 'ERR_PROTOCOL' ? 'ERR_PROTOCOL' : 'ERR_UNREACHABLE',
+        `no tracker handshake with ${where}: ${errorMessage(err)}`,
+        { cause: err },
+      );
+    }
     let version: number;
     try {
-      version = await clientHandshake(conn, TRACKER_PROTOCOL, TRACKER_VERSIONS, timeoutMs);
+      version = await clientHandshake(
+        conn,
+        TRACKER_PROTOCOL,
+        TRACKER_VERSIONS,
+        timeoutMs,
+        credentials.swarmKey,
+      );
     } catch (err) {
       conn.destroy();
-      if (err instanceof RemoteError) throw err;
+      if (err instanceof RemoteError || errorCode(err) === 'ERR_SWARM_SECRET') throw err;
       const code = errorCode(err) === 'ERR_PROTOCOL' ? 'ERR_PROTOCOL' : 'ERR_UNREACHABLE';
       throw new SwarmError(code, `no tracker handshake with ${where}: ${errorMessage(err)}`, { cause: err });
     }
-    return new TrackerClient(conn, version, where, options);
+    return new TrackerClient(conn, version, where, credentials.peerId, options);
   }
 
-  private constructor(conn: FramedConnection, version: number, where: string, options: TrackerClientOptions) {
+  private constructor(
+    conn: FramedConnection,
+    version: number,
+    where: string,
+    peerId: Buffer,
+    options: TrackerClientOptions,
+  ) {
     super();
     this.conn = conn;
+    this.peerId = peerId;
+    this.trackerId = conn.remotePeerId!;
     this.version = version;
     this.remote = { host: options.host, port: options.port };
     this.logger = (options.logger ?? silentLogger()).child({ tracker: where });
@@ -132,14 +170,18 @@ export class TrackerClient extends EventEmitter<TrackerClientEvents> {
     return this.closedWith !== null;
   }
 
-  /** Registers this peer; the tracker records the address it sees, with our serving port. */
-  async register(info: { peerId: Buffer; name: string; port: number }): Promise<Registration> {
-    if (info.peerId.length !== PEER_ID_BYTES) invalid(`a peer id is ${PEER_ID_BYTES} bytes`);
+  /**
+   * Registers this peer; the tracker records the address it sees, with our serving port. The peer id
+   * is the one this session authenticated (another is refused by the tracker with ERR_PEER_AUTH).
+   */
+  async register(info: { peerId?: Buffer; name: string; port: number }): Promise<Registration> {
+    const peerId = info.peerId ?? this.peerId;
+    if (peerId.length !== PEER_ID_BYTES) invalid(`a peer id is ${PEER_ID_BYTES} bytes`);
     if (Buffer.byteLength(info.name, 'utf8') > MAX_PEER_NAME_BYTES)
       invalid(`a peer name is at most ${MAX_PEER_NAME_BYTES} bytes`);
     if (!Number.isInteger(info.port) || info.port < 1 || info.port > 65535)
       invalid(`port must be 1-65535, got ${info.port}`);
-    const reply = await this.request({ type: 'register', ...info }, 'registered');
+    const reply = await this.request({ type: 'register', ...info, peerId }, 'registered');
     return { host: reply.host, port: reply.port, heartbeatMs: reply.heartbeatMs, expiryMs: reply.expiryMs };
   }
 

@@ -18,6 +18,7 @@ import { SwarmError, errorCode, errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { Manifest } from '../storage/manifest.js';
 import type { AnnounceResult } from '../wire/tracker-messages.js';
+import type { Credentials } from '../transport/credentials.js';
 import { TrackerClient } from './client.js';
 
 /** What a peer holds: files it has whole, and chunks of files it is downloading. */
@@ -29,7 +30,12 @@ export interface Holdings {
 export interface TrackerLinkOptions {
   host: string;
   port: number;
-  identity: { peerId: Buffer; name: string; port: number };
+  /** How we register: our name and serving port (the peer id is the one our credentials prove). */
+  identity: { name: string; port: number };
+  /** Our identity for TLS (and swarm key); a throw-away one if not given. */
+  credentials?: Credentials;
+  /** The tracker's peer id, when the user pinned it (ID@HOST:PORT): anyone else is refused. */
+  trackerId?: Buffer;
   /** Called after each (re)connect: what to announce to the new session. */
   holdings: () => Holdings;
   /** Chunk bytes this peer has sent to others so far, reported with every heartbeat. */
@@ -241,6 +247,8 @@ export class TrackerLink extends EventEmitter<TrackerLinkEvents> {
         logger: this.options.logger,
         requestTimeoutMs: this.options.requestTimeoutMs,
         connectTimeoutMs: this.options.connectTimeoutMs,
+        credentials: this.options.credentials,
+        trackerId: this.options.trackerId,
       });
       this.attempt = client;
       if (this.stopped) throw new SwarmError('ERR_CLOSED', 'the tracker link is stopped');

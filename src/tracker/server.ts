@@ -7,7 +7,8 @@
  * Requests waiting to be handled are bounded in bytes per session and across sessions (see
  * session.ts): beyond either budget, sessions are not read until their requests are handled.
  */
-import net from 'node:net';
+import type net from 'node:net';
+import type tls from 'node:tls';
 import {
   DEFAULT_HOST,
   HANDSHAKE_TIMEOUT_MS,
@@ -23,6 +24,8 @@ import {
 import { SwarmError, errorCode, errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { Endpoint } from '../address.js';
+import { ephemeralCredentials, type Credentials } from '../transport/credentials.js';
+import { createSecureServer } from '../transport/tls.js';
 import { FramedConnection } from '../wire/connection.js';
 import { serverHandshake } from '../wire/handshake.js';
 import { TrackerActivity } from './activity.js';
@@ -46,6 +49,8 @@ export interface TrackerServerOptions {
   maxSessionQueuedBytes?: number;
   /** Request bytes all sessions may have waiting before those with any waiting are no longer read. */
   maxQueuedBytes?: number;
+  /** The tracker's identity (and swarm key, for a private swarm); a throw-away identity if not given. */
+  credentials?: Credentials;
 }
 
 export interface TrackerServerStats {
@@ -73,7 +78,10 @@ export class TrackerServer {
   private readonly maxSessions: number;
   private readonly maxSessionQueuedBytes: number;
   private readonly budget: QueueBudget;
-  private readonly server: net.Server;
+  private server: tls.Server | null = null;
+  private credentials: Credentials | null;
+  /** TCP connections open, including those still in the TLS handshake. */
+  private sockets = 0;
   private readonly connections = new Set<FramedConnection>();
   private readonly sessions = new Set<TrackerSession>();
   private closing: Promise<void> | null = null;
@@ -91,21 +99,41 @@ export class TrackerServer {
     if (this.heartbeatMs >= this.expiryMs) {
       throw new SwarmError('ERR_INVALID_ARGUMENT', 'heartbeatMs must be shorter than expiryMs');
     }
-    this.server = net.createServer((socket) => this.onConnection(socket));
-    this.server.on('error', (err) => this.logger.error({ err }, 'tracker server error'));
+    this.credentials = options.credentials ?? null;
+  }
+
+  /** The tracker's peer id (what peers may pin with --tracker ID@HOST:PORT); null before listen(). */
+  get trackerId(): Buffer | null {
+    return this.credentials?.peerId ?? null;
   }
 
   /** Starts accepting peers; port 0 picks a free port. Resolves with the address bound. */
-  listen(port: number, host: string = DEFAULT_HOST): Promise<Endpoint> {
+  async listen(port: number, host: string = DEFAULT_HOST): Promise<Endpoint> {
+    if (this.server) throw new SwarmError('ERR_INVALID_ARGUMENT', 'the tracker is already listening');
+    const credentials = (this.credentials ??= await ephemeralCredentials());
+    const server = createSecureServer(
+      {
+        credentials,
+        handshakeTimeoutMs: this.handshakeTimeoutMs,
+        admit: (socket) => this.admit(socket),
+        onRefused: (err, socket) => {
+          const addr = `${(socket.remoteAddress ?? '').replace(/^::ffff:/, '')}:${socket.remotePort}`;
+          this.logger.debug({ addr, err: errorMessage(err) }, 'TLS handshake failed');
+        },
+      },
+      (socket, remotePeerId) => this.onConnection(socket, remotePeerId),
+    );
+    this.server = server;
+    server.on('error', (err) => this.logger.error({ err }, 'tracker server error'));
     return new Promise((resolve, reject) => {
       const onError = (err: Error): void => {
         reject(
           new SwarmError('ERR_IO', `cannot listen on ${host}:${port}: ${errorMessage(err)}`, { cause: err }),
         );
       };
-      this.server.once('error', onError);
-      this.server.listen(port, host, () => {
-        this.server.off('error', onError);
+      server.once('error', onError);
+      server.listen(port, host, () => {
+        server.off('error', onError);
         const address = this.address()!;
         this.logger.info(address, 'tracker listening');
         resolve(address);
@@ -115,7 +143,7 @@ export class TrackerServer {
 
   /** The bound address, or null before listen() / after close(). */
   address(): Endpoint | null {
-    const address = this.server.address();
+    const address = this.server?.address();
     if (!address || typeof address === 'string') return null;
     return { host: address.address, port: address.port };
   }
@@ -124,7 +152,7 @@ export class TrackerServer {
     let peers = 0;
     for (const session of this.sessions) if (session.registered) peers++;
     return {
-      connections: this.connections.size,
+      connections: this.sockets,
       peers,
       queuedRequests: this.budget.requests,
       queuedBytes: this.budget.bytes,
@@ -138,9 +166,10 @@ export class TrackerServer {
   }
 
   private async shutdown(): Promise<void> {
+    const server = this.server;
     const stopped = new Promise<void>((resolve) => {
-      if (!this.server.listening) return resolve();
-      this.server.close(() => resolve());
+      if (!server?.listening) return resolve();
+      server.close(() => resolve());
     });
     const finished = [...this.sessions].map((session) => session.finished);
     const reason = new SwarmError('ERR_CLOSED', 'the tracker is shutting down');
@@ -149,23 +178,37 @@ export class TrackerServer {
     this.logger.info('tracker closed');
   }
 
-  private onConnection(socket: net.Socket): void {
+  /** Decides on a TCP connection before any TLS work: the session limit counts handshakes too. */
+  private admit(socket: net.Socket): boolean {
+    if (this.closing) return false;
+    if (this.sockets >= this.maxSessions) {
+      const addr = `${(socket.remoteAddress ?? '').replace(/^::ffff:/, '')}:${socket.remotePort}`;
+      this.logger.warn({ addr, limit: this.maxSessions }, 'refusing a connection: too many sessions');
+      this.activity.refused('connection', 'ERR_LIMIT');
+      return false;
+    }
+    this.sockets++;
+    socket.once('close', () => this.sockets--);
+    return true;
+  }
+
+  private onConnection(socket: tls.TLSSocket, remotePeerId: Buffer): void {
     const addr = `${(socket.remoteAddress ?? '').replace(/^::ffff:/, '')}:${socket.remotePort}`;
     if (this.closing) {
       socket.destroy();
       return;
     }
-    if (this.connections.size >= this.maxSessions) {
-      this.logger.warn({ addr, limit: this.maxSessions }, 'refusing a connection: too many sessions');
-      this.activity.refused('connection', 'ERR_LIMIT');
-      socket.destroy();
-      return;
-    }
-    const conn = new FramedConnection(socket, { maxFrame: MAX_TRACKER_FRAME });
+    const conn = new FramedConnection(socket, { maxFrame: MAX_TRACKER_FRAME, remotePeerId });
     this.connections.add(conn);
     conn.once('close', () => this.connections.delete(conn));
     this.logger.debug({ addr }, 'connection opened');
-    serverHandshake(conn, TRACKER_PROTOCOL, TRACKER_VERSIONS, this.handshakeTimeoutMs).then(
+    serverHandshake(
+      conn,
+      TRACKER_PROTOCOL,
+      TRACKER_VERSIONS,
+      this.handshakeTimeoutMs,
+      this.credentials!.swarmKey,
+    ).then(
       (version) => {
         if (conn.isClosed || this.closing) return conn.destroy();
         this.logger.info({ addr, version }, 'session opened');

@@ -356,6 +356,12 @@ export class TrackerSession {
     if (problem) throw new SwarmError('ERR_BAD_NAME', problem);
     if (request.port === 0)
       throw new SwarmError('ERR_INVALID_ARGUMENT', 'a peer must serve on a port 1-65535');
+    // A peer registers under the id its TLS certificate proved, never one it merely names: so no one
+    // can take over, unshare or add to another peer's entries.
+    const proven = this.conn.remotePeerId;
+    if (!proven || !proven.equals(request.peerId)) {
+      throw new SwarmError('ERR_PEER_AUTH', 'a peer registers under the peer id of its own key, not another');
+    }
     const record: PeerRecord = {
       peerId: request.peerId,
       name: request.name,

@@ -12,6 +12,7 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { SwarmError } from '../errors.js';
+import { connectSecure, type SecureConnectOptions } from '../transport/tls.js';
 import { ProtocolError } from './codec.js';
 import { DirectFrameDecoder, FrameDecoder, frameHeader } from './framing.js';
 
@@ -34,6 +35,8 @@ export interface FramedConnectionOptions {
    * flow control holds the sender back. Without it, reading costs nothing more.
    */
   receiveLimiter?: ReceiveLimiter;
+  /** The peer id the other end proved in the TLS handshake (see transport/tls.ts). */
+  remotePeerId?: Buffer;
 }
 
 /** What a receive limiter does (the process-wide RateLimiter of src/peer/rate-limiter.ts). */
@@ -54,6 +57,8 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
   readonly socket: net.Socket;
   readonly remoteAddress: string;
   readonly remotePort: number;
+  /** The peer id the other end proved (TLS), or null on a connection without one (tests of framing). */
+  readonly remotePeerId: Buffer | null;
   private readonly decoder: FrameDecoder | DirectFrameDecoder;
   private readonly limiter: ReceiveLimiter | undefined;
   private handler: FrameHandler | null = null;
@@ -77,6 +82,7 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
     // Normalise IPv4-mapped IPv6 addresses so one host has one spelling.
     this.remoteAddress = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
     this.remotePort = socket.remotePort ?? 0;
+    this.remotePeerId = options.remotePeerId ?? null;
     socket.setNoDelay(true);
     const limiter = options.receiveLimiter;
     this.limiter = limiter;
@@ -294,13 +300,14 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
 }
 
 /**
- * Opens a TCP connection with a deadline and wraps it in a FramedConnection that reads straight into
- * frame bodies (see DirectFrameDecoder): for connections that receive bulk data (a peer client).
+ * Opens a TLS connection (see transport/tls.ts) with a deadline and wraps it in a FramedConnection
+ * that reads straight into frame bodies (see DirectFrameDecoder): for connections that receive bulk
+ * data (a peer client). The connection's remotePeerId is the id the other end proved.
  */
-export function connectFramed(
+export async function connectFramed(
   host: string,
   port: number,
-  timeoutMs: number,
+  secure: SecureConnectOptions,
   options: FramedConnectionOptions,
 ): Promise<FramedConnection> {
   const decoder = new DirectFrameDecoder(options.maxFrame, () => {
@@ -311,50 +318,24 @@ export function connectFramed(
     // Consulted after every read (and once before the first): the rest of a body, or scratch.
     buffer: () => decoder.nextBuffer(),
     callback: (bytes: number) => {
-      // Reading starts after 'connect', where `conn` is set. Pausing is the connection's business.
-      conn!.receivedDirect(bytes);
+      // TLS delivers nothing before the handshake is over, when `conn` is set at once.
+      if (!conn) throw new SwarmError('ERR_PROTOCOL', 'data before the TLS handshake completed');
+      conn.receivedDirect(bytes);
       return true;
     },
   };
-  return connectSocket(host, port, timeoutMs, { onread }, (socket) => {
-    conn = new FramedConnection(socket, options, decoder);
-    return conn;
-  });
+  const { socket, remotePeerId } = await connectSecure(host, port, { ...secure, onread });
+  conn = new FramedConnection(socket, { ...options, remotePeerId }, decoder);
+  return conn;
 }
 
-/** Opens a TCP connection with a deadline. */
-export function connectTcp(host: string, port: number, timeoutMs: number): Promise<net.Socket> {
-  return connectSocket(host, port, timeoutMs, {}, (socket) => socket);
-}
-
-/** Connects with a deadline; `wrap` takes the socket at once on 'connect', before any read. */
-function connectSocket<T>(
+/** Opens a TLS connection (see transport/tls.ts) and wraps it in a FramedConnection. */
+export async function connectSecureFramed(
   host: string,
   port: number,
-  timeoutMs: number,
-  extra: Pick<net.TcpNetConnectOpts, 'onread'>,
-  wrap: (socket: net.Socket) => T,
-): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port, ...extra });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(
-        new SwarmError('ERR_UNREACHABLE', `connecting to ${host}:${port} timed out after ${timeoutMs} ms`),
-      );
-    }, timeoutMs);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.removeAllListeners('error');
-      resolve(wrap(socket));
-    });
-    socket.once('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      reject(
-        new SwarmError('ERR_UNREACHABLE', `cannot connect to ${host}:${port}: ${err.code ?? err.message}`, {
-          cause: err,
-        }),
-      );
-    });
-  });
+  secure: SecureConnectOptions,
+  options: FramedConnectionOptions,
+): Promise<FramedConnection> {
+  const { socket, remotePeerId } = await connectSecure(host, port, secure);
+  return new FramedConnection(socket, { ...options, remotePeerId });
 }

@@ -5,17 +5,25 @@
  *   HELLO   0x01  str protocol (<= 64) | u8 n (1..16) | u16 version * n      client -> server
  *   WELCOME 0x02  u16 version                                                 server -> client
  *   REFUSE  0x03  str code | str message | u8 n (<= 16) | u16 version * n     server -> client, then close
+ *   PROOF   0x04  bytes32 proof                                               both, private swarms only
  *
  * The server answers with the highest version both sides support, or refuses naming its own.
+ *
+ * In a private swarm (see transport/swarm-secret.ts) the client's PROOF comes before its HELLO, and the
+ * server's after checking it, before its WELCOME: a node without the secret is refused before it
+ * learns anything, and a client never takes a server without the secret for a member.
  */
+import { TLSSocket } from 'node:tls';
 import { HANDSHAKE_TIMEOUT_MS, MAX_ERROR_CODE_BYTES, MAX_ERROR_MESSAGE_BYTES } from '../constants.js';
 import { RemoteError, SwarmError, isErrorCode } from '../errors.js';
 import { ProtocolError, Reader, Writer } from './codec.js';
+import { SWARM_PROOF_BYTES, sessionKeyOf, type Role, type SwarmKey } from '../transport/swarm-secret.js';
 import type { FramedConnection } from './connection.js';
 
 export const HELLO = 0x01;
 export const WELCOME = 0x02;
 export const REFUSE = 0x03;
+export const PROOF = 0x04;
 const MAX_PROTOCOL_NAME_BYTES = 64;
 const MAX_VERSIONS = 16;
 
@@ -69,6 +77,19 @@ export function encodeRefuse(refusal: Refusal): Buffer {
     .str(refusal.message, MAX_ERROR_MESSAGE_BYTES);
   writeVersions(writer, refusal.versions);
   return writer.finish();
+}
+
+export function encodeProof(proof: Buffer): Buffer {
+  return new Writer(1 + SWARM_PROOF_BYTES).u8(PROOF).fixed(proof, SWARM_PROOF_BYTES).finish();
+}
+
+/** The proof in a PROOF frame, or null if the frame is something else. */
+export function decodeProof(body: Buffer): Buffer | null {
+  const reader = new Reader(body);
+  if (reader.u8('type') !== PROOF) return null;
+  const proof = reader.copy(SWARM_PROOF_BYTES, 'proof');
+  reader.end('PROOF');
+  return proof;
 }
 
 /** Decodes the server's answer: a version number, or the refusal it sent. */
@@ -136,20 +157,64 @@ function decodeOrDestroy<T>(conn: FramedConnection, body: Buffer, decode: (body:
   }
 }
 
-/** Client side: offers our versions and resolves with the one the server chose. */
+/** What a private swarm's handshake needs: the swarm key and the TLS session's exported key. */
+function swarmProofs(
+  conn: FramedConnection,
+  key: SwarmKey,
+): { ours(role: Role): Buffer; check(role: Role, proof: Buffer): boolean } {
+  const socket = conn.socket;
+  if (!(socket instanceof TLSSocket)) {
+    throw new SwarmError('ERR_SWARM_SECRET', 'a private swarm needs an encrypted connection');
+  }
+  const sessionKey = sessionKeyOf(socket);
+  return {
+    ours: (role) => key.proof(sessionKey, role),
+    check: (role, proof) => key.verify(sessionKey, role, proof),
+  };
+}
+
+/**
+ * Client side: offers our versions and resolves with the one the server chose. With a swarm key,
+ * proves it first and requires the server's proof before its WELCOME.
+ */
 export async function clientHandshake(
   conn: FramedConnection,
   protocol: string,
   versions: readonly number[],
   timeoutMs = HANDSHAKE_TIMEOUT_MS,
+  swarmKey: SwarmKey | null = null,
 ): Promise<number> {
-  const reply = firstFrame(conn, timeoutMs);
+  const proofs = swarmKey ? swarmProofs(conn, swarmKey) : null;
+  let reply = firstFrame(conn, timeoutMs);
+  if (proofs) conn.send(encodeProof(proofs.ours('client')));
   conn.send(encodeHello({ protocol, versions: [...versions] }));
-  const answer = decodeOrDestroy(conn, await reply, decodeHandshakeReply);
+  let body = await reply;
+  const proof = decodeOrDestroy(conn, body, decodeProof);
+  if (proof) {
+    if (!proofs || !proofs.check('server', proof)) {
+      const message = proofs
+        ? 'the other node proved a different swarm secret'
+        : 'the other node is in a private swarm: a swarm secret is needed (--secret)';
+      const err = new SwarmError('ERR_SWARM_SECRET', message);
+      conn.destroy(err);
+      throw err;
+    }
+    reply = firstFrame(conn, timeoutMs);
+    body = await reply;
+  }
+  const answer = decodeOrDestroy(conn, body, decodeHandshakeReply);
   if ('refusal' in answer) {
     conn.destroy();
     const { code, message } = answer.refusal;
     throw new RemoteError(isErrorCode(code) ? code : 'ERR_PROTOCOL', message);
+  }
+  if (proofs && !proof) {
+    const err = new SwarmError(
+      'ERR_SWARM_SECRET',
+      'the other node is not in our private swarm (it proved no secret)',
+    );
+    conn.destroy(err);
+    throw err;
   }
   if (!versions.includes(answer.version)) {
     const err = new ProtocolError(`server chose version ${answer.version}, which we did not offer`);
@@ -161,27 +226,46 @@ export async function clientHandshake(
 
 /**
  * Server side: reads the client's HELLO and answers it. Resolves with the agreed version, or
- * rejects after sending a refusal (the connection then closes).
+ * rejects after sending a refusal (the connection then closes). With a swarm key, the client must
+ * prove it before its HELLO is even read.
  */
 export async function serverHandshake(
   conn: FramedConnection,
   protocol: string,
   versions: readonly number[],
   timeoutMs = HANDSHAKE_TIMEOUT_MS,
+  swarmKey: SwarmKey | null = null,
 ): Promise<number> {
-  const hello = decodeOrDestroy(conn, await firstFrame(conn, timeoutMs), decodeHello);
+  const refuse = (
+    code: 'ERR_PROTOCOL' | 'ERR_UNSUPPORTED_VERSION' | 'ERR_SWARM_SECRET',
+    message: string,
+  ): never => {
+    conn.sendAndEnd(encodeRefuse({ code, message, versions: [...versions] }));
+    throw new SwarmError(code, message);
+  };
+  const proofs = swarmKey ? swarmProofs(conn, swarmKey) : null;
+  let body = await firstFrame(conn, timeoutMs);
+  const proof = decodeOrDestroy(conn, body, decodeProof);
+  if (proof) {
+    if (!proofs) refuse('ERR_SWARM_SECRET', 'this node is in an open swarm: connect without a swarm secret');
+    if (!proofs!.check('client', proof)) refuse('ERR_SWARM_SECRET', 'wrong swarm secret');
+    body = await firstFrame(conn, timeoutMs);
+  } else if (proofs) {
+    refuse('ERR_SWARM_SECRET', 'this swarm is private: a swarm secret is needed (--secret)');
+  }
+  const hello = decodeOrDestroy(conn, body, decodeHello);
   const supported = versions.join(', ');
   if (hello.protocol !== protocol) {
-    const message = `this is a ${protocol} endpoint (versions ${supported}), not ${hello.protocol}`;
-    conn.sendAndEnd(encodeRefuse({ code: 'ERR_PROTOCOL', message, versions: [...versions] }));
-    throw new SwarmError('ERR_PROTOCOL', message);
+    refuse('ERR_PROTOCOL', `this is a ${protocol} endpoint (versions ${supported}), not ${hello.protocol}`);
   }
   const version = pickVersion(versions, hello.versions);
   if (version === undefined) {
-    const message = `unsupported ${protocol} version ${hello.versions.join(', ')}; this server supports ${supported}`;
-    conn.sendAndEnd(encodeRefuse({ code: 'ERR_UNSUPPORTED_VERSION', message, versions: [...versions] }));
-    throw new SwarmError('ERR_UNSUPPORTED_VERSION', message);
+    refuse(
+      'ERR_UNSUPPORTED_VERSION',
+      `unsupported ${protocol} version ${hello.versions.join(', ')}; this server supports ${supported}`,
+    );
   }
-  conn.send(encodeWelcome(version));
-  return version;
+  if (proofs) conn.send(encodeProof(proofs.ours('server')));
+  conn.send(encodeWelcome(version!));
+  return version!;
 }

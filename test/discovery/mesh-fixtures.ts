@@ -1,3 +1,5 @@
+import { ephemeralCredentials, type Credentials } from '../../src/transport/credentials.js';
+import { createSecureServer } from '../../src/transport/tls.js';
 /**
  * Fixtures for discovery tests: real manifests without files behind them (the mesh never reads a
  * chunk), chunk servers that offer them, and meshes torn down with the test.
@@ -30,7 +32,8 @@ export interface Holding {
 
 export interface TestPeerOptions {
   name?: string;
-  peerId?: Buffer;
+  /** Who the peer is (two test peers may share one identity). Default: a throw-away identity. */
+  credentials?: Credentials;
   /** Listen on this port (to come back where a closed peer was). Default: any free port. */
   port?: number;
   files?: { manifest: Manifest; chunks?: Bitfield }[];
@@ -43,6 +46,7 @@ export interface TestPeerOptions {
 
 export interface TestPeer {
   server: ChunkServer;
+  credentials: Credentials;
   peerId: Buffer;
   name: string;
   endpoint: Endpoint;
@@ -57,7 +61,8 @@ export interface TestPeer {
 
 /** A chunk server on 127.0.0.1 that offers `files` and serves no chunk; closed when the test ends. */
 export async function startTestPeer(t: TestContext, options: TestPeerOptions = {}): Promise<TestPeer> {
-  const peerId = options.peerId ?? randomBytes(32);
+  const credentials = options.credentials ?? (await ephemeralCredentials());
+  const peerId = credentials.peerId;
   const name = options.name ?? `peer-${peerId.toString('hex').slice(0, 6)}`;
   const holdings = new Map<string, Holding>();
   for (const { manifest, chunks } of options.files ?? []) {
@@ -71,7 +76,8 @@ export async function startTestPeer(t: TestContext, options: TestPeerOptions = {
   let manifestRequests = 0;
   const server = new ChunkServer({
     provider: async () => null,
-    self: { peerId, name },
+    credentials,
+    self: { name },
     offers: () => [...holdings.values()].map(offerOf),
     knownPeers: () => known,
     manifest: (fileId) => {
@@ -85,6 +91,7 @@ export async function startTestPeer(t: TestContext, options: TestPeerOptions = {
   const { port } = await server.listen(options.port ?? 0, '127.0.0.1');
   return {
     server,
+    credentials,
     peerId,
     name,
     endpoint: { host: '127.0.0.1', port },
@@ -120,19 +127,20 @@ export function startMesh(t: TestContext, options: Partial<PeerMeshOptions> = {}
  */
 export async function rawPeer(
   t: TestContext,
-  onClient: (conn: FramedConnection) => void,
-): Promise<{ endpoint: Endpoint; connections: () => number }> {
+  onClient: (conn: FramedConnection, selfId: Buffer) => void,
+): Promise<{ endpoint: Endpoint; connections: () => number; peerId: Buffer }> {
   let connections = 0;
   const conns = new Set<FramedConnection>();
-  const server = net.createServer((socket) => {
+  const credentials = await ephemeralCredentials();
+  const server = createSecureServer({ credentials, handshakeTimeoutMs: 5000 }, (socket, remotePeerId) => {
     connections++;
-    const conn = new FramedConnection(socket, { maxFrame: 1 << 20 });
+    const conn = new FramedConnection(socket, { maxFrame: 1 << 20, remotePeerId });
     conns.add(conn);
     conn.once('close', () => conns.delete(conn));
     serverHandshake(conn, PEER_PROTOCOL, PEER_VERSIONS).then(
       () => {
         conn.onFrame(() => undefined);
-        onClient(conn);
+        onClient(conn, credentials.peerId);
       },
       () => conn.destroy(),
     );
@@ -143,5 +151,9 @@ export async function rawPeer(
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as net.AddressInfo;
-  return { endpoint: { host: '127.0.0.1', port }, connections: () => connections };
+  return {
+    endpoint: { host: '127.0.0.1', port },
+    connections: () => connections,
+    peerId: credentials.peerId,
+  };
 }

@@ -1,3 +1,4 @@
+import { ephemeralCredentials } from '../../src/transport/credentials.js';
 /**
  * PeerMesh over real chunk servers on 127.0.0.1: peer exchange, the catalog and sources it builds
  * from OFFERS and HAVE, reconnection, self and duplicate links, removeHost, the bounds, manifests.
@@ -177,7 +178,7 @@ test(
 
     const again = await startTestPeer(t, {
       name: 'b',
-      peerId: b.peerId,
+      credentials: b.credentials,
       port: b.endpoint.port,
       files: [{ manifest: file }],
     });
@@ -191,9 +192,12 @@ test(
 );
 
 test('a link to ourselves is recognised by our peer id and never dialled again', limits, async (t) => {
-  const selfId = randomBytes(32);
-  const ourServer = await startTestPeer(t, { peerId: selfId, name: 'me' });
-  const mesh = startMesh(t, { self: { peerId: selfId, name: 'me', port: ourServer.endpoint.port } });
+  const credentials = await ephemeralCredentials();
+  const ourServer = await startTestPeer(t, { credentials, name: 'me' });
+  const mesh = startMesh(t, {
+    credentials,
+    self: { peerId: credentials.peerId, name: 'me', port: ourServer.endpoint.port },
+  });
   const dead = { host: '127.0.0.1', port: await closedPort() };
   mesh.addHost(ourServer.endpoint, 'static');
   mesh.addHost(dead, 'static');
@@ -209,9 +213,9 @@ test(
   'one link per peer: a second address of a linked peer is used only once the first is gone',
   limits,
   async (t) => {
-    const peerId = randomBytes(32);
-    const first = await startTestPeer(t, { peerId, name: 'twin' });
-    const second = await startTestPeer(t, { peerId, name: 'twin' });
+    const credentials = await ephemeralCredentials();
+    const first = await startTestPeer(t, { credentials, name: 'twin' });
+    const second = await startTestPeer(t, { credentials, name: 'twin' });
     const mesh = startMesh(t);
     mesh.addHost(first.endpoint, 'static');
     await waitFor(() => mesh.peers().length === 1, 'linked');
@@ -251,9 +255,9 @@ async function pexLiar(t: Parameters<typeof rawPeer>[0], count: number) {
     host: `127.0.1.${1 + (i % 250)}`,
     port: 9 + Math.floor(i / 250),
   }));
-  const peer = await rawPeer(t, (conn) =>
+  const peer = await rawPeer(t, (conn, selfId) =>
     conn.onFrame(() => {
-      conn.send(encodePeerMessage({ type: 'info', peerId: randomBytes(32), name: 'liar', port: 1 }));
+      conn.send(encodePeerMessage({ type: 'info', peerId: selfId, name: 'liar', port: 1 }));
       conn.send(encodePeerMessage({ type: 'offers', offers: [] }));
       for (let i = 0; i < count; i += 50) {
         conn.send(encodePeerMessage({ type: 'peers', peers: addresses.slice(i, i + 50) }));
@@ -370,10 +374,10 @@ test('a peer that sends a HAVE beyond its file is disconnected', limits, async (
     { fileId: file.id, name: file.name, size: file.size, chunkSize: MIN_CHUNK_SIZE, chunks: bits(2) },
   ];
   let connections = 0;
-  const { endpoint } = await rawPeer(t, (conn) =>
+  const { endpoint } = await rawPeer(t, (conn, selfId) =>
     conn.onFrame(() => {
       connections++;
-      conn.send(encodePeerMessage({ type: 'info', peerId: randomBytes(32), name: 'bad', port: 1 }));
+      conn.send(encodePeerMessage({ type: 'info', peerId: selfId, name: 'bad', port: 1 }));
       conn.send(encodePeerMessage({ type: 'offers', offers }));
       conn.send(encodePeerMessage({ type: 'peers', peers: [] }));
       if (connections === 1) conn.send(encodePeerMessage({ type: 'have', fileId: file.id, index: 2 }));

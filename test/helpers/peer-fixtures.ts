@@ -1,9 +1,10 @@
+import { ephemeralCredentials } from '../../src/transport/credentials.js';
 /**
  * Fixtures for data-plane tests: files with known content, chunk servers that seed them (fully or
  * partly, slowly, never, or with corrupted bytes), and a seeder in a child process that can be killed.
  */
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -78,7 +79,9 @@ export async function startSeeder(
   const total = chunkCount(file.manifest);
   const chunks = options.chunks ?? Bitfield.full(total);
   let reads = 0;
+  const credentials = await ephemeralCredentials();
   const server = new ChunkServer({
+    credentials,
     provider: async (fileId, index) => {
       reads++;
       if (options.stall) return new Promise<never>(() => undefined);
@@ -92,7 +95,7 @@ export async function startSeeder(
   });
   t.after(() => server.close());
   const { port } = await server.listen(0, '127.0.0.1');
-  const peerId = randomBytes(32).toString('hex');
+  const peerId = credentials.peerId.toString('hex');
   const name = options.name ?? `seeder-${port}`;
   return {
     server,
@@ -149,11 +152,11 @@ export async function spawnSeeder(
     await exited;
   });
   const lines = createInterface({ input: child.stdout! });
-  const ready = await new Promise<{ port: number }>((resolve, reject) => {
-    lines.once('line', (line) => resolve(JSON.parse(line) as { port: number }));
+  const ready = await new Promise<{ port: number; peerId: string }>((resolve, reject) => {
+    lines.once('line', (line) => resolve(JSON.parse(line) as { port: number; peerId: string }));
     child.once('exit', (code) => reject(new Error(`seeder process exited early with ${code}`)));
   });
-  const peerId = randomBytes(32).toString('hex');
+  const peerId = ready.peerId;
   const total = chunkCount(file.manifest);
   return {
     pid: child.pid!,

@@ -8,6 +8,7 @@
  */
 import net from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
+import { ephemeralCredentials } from '../../src/transport/credentials.js';
 import { ChunkServer } from '../../src/peer/chunk-server.js';
 import { hashFile } from '../../src/storage/hasher.js';
 import { chunkCount } from '../../src/storage/manifest.js';
@@ -34,7 +35,9 @@ if (process.argv[5] === 'kill-mid-chunk') {
   } as typeof net.Socket.prototype.write;
 }
 const manifest = await hashFile(file, name);
+const credentials = await ephemeralCredentials();
 const server = new ChunkServer({
+  credentials,
   provider: async (fileId, index) => {
     if (!fileId.equals(manifest.id) || index >= chunkCount(manifest)) return null;
     if (delayMs > 0) await delay(delayMs);
@@ -42,6 +45,6 @@ const server = new ChunkServer({
   },
 });
 const { port } = await server.listen(0, '127.0.0.1');
-process.stdout.write(`${JSON.stringify({ port })}\n`);
+process.stdout.write(`${JSON.stringify({ port, peerId: credentials.peerId.toString('hex') })}\n`);
 process.stdin.resume();
 process.stdin.on('end', () => process.exit(0));

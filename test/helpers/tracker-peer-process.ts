@@ -24,7 +24,7 @@ async function main(port: number, label: string, fileName: string): Promise<void
     hashes,
   };
   const client = await TrackerClient.connect({ host: '127.0.0.1', port });
-  await client.register({ peerId: hash(label), name: label, port: 9999 });
+  await client.register({ name: label, port: 9999 });
   const [result] = await client.announce([manifest]);
   if (result?.code) throw new Error(`announce refused: ${result.code}`);
   client.on('close', () => process.exit(0));

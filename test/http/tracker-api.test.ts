@@ -1,3 +1,4 @@
+import { credentialsOfLabel } from '../helpers/secure.js';
 /** The tracker's dashboard: every route, against a real tracker with real peer sessions. */
 import assert from 'node:assert/strict';
 import { describe, test, type TestContext } from 'node:test';
@@ -16,8 +17,8 @@ async function peerClient(
   name: string,
   servePort: number,
 ): Promise<TrackerClient> {
-  const client = await connectClient(t, port);
-  await client.register({ peerId: idOf(name), name, port: servePort });
+  const client = await connectClient(t, port, { credentials: await credentialsOfLabel(name) });
+  await client.register({ name, port: servePort });
   return client;
 }
 

@@ -1,3 +1,5 @@
+import { ephemeralCredentials } from '../../src/transport/credentials.js';
+import { createSecureServer } from '../../src/transport/tls.js';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
@@ -22,7 +24,8 @@ import { PeerClient } from '../../src/peer/peer-client.js';
 import { RateLimiter } from '../../src/peer/rate-limiter.js';
 import { chunkCount, type Manifest } from '../../src/storage/manifest.js';
 import { readFileChunk } from '../../src/storage/shared-folder.js';
-import { FramedConnection, connectTcp } from '../../src/wire/connection.js';
+import { FramedConnection } from '../../src/wire/connection.js';
+import { connectTls } from '../helpers/secure.js';
 import { frameHeader } from '../../src/wire/framing.js';
 import { clientHandshake, serverHandshake } from '../../src/wire/handshake.js';
 import { decodePeerMessage, encodePeerMessage, encodePieceHeader } from '../../src/wire/peer-messages.js';
@@ -82,7 +85,7 @@ async function client(
 
 /** A raw framed connection to the server, handshaken, for sending what a real client would not. */
 async function rawClient(t: TestContext, port: number, handshake = true): Promise<FramedConnection> {
-  const conn = new FramedConnection(await connectTcp('127.0.0.1', port, 5000), { maxFrame: 1 << 24 });
+  const conn = new FramedConnection(await connectTls('127.0.0.1', port, 5000), { maxFrame: 1 << 24 });
   t.after(() => conn.destroy());
   if (handshake) await clientHandshake(conn, PEER_PROTOCOL, PEER_VERSIONS);
   return conn;
@@ -322,8 +325,9 @@ type Answer = (conn: FramedConnection, req: number, index: number) => void;
 /** A fake chunk server that handshakes properly, then answers each REQUEST with `answer`. */
 async function fakeServer(t: TestContext, answer: Answer): Promise<number> {
   const conns = new Set<FramedConnection>();
-  const listener = net.createServer((socket) => {
-    const conn = new FramedConnection(socket, { maxFrame: 1024 });
+  const credentials = await ephemeralCredentials();
+  const listener = createSecureServer({ credentials, handshakeTimeoutMs: 5000 }, (socket, remotePeerId) => {
+    const conn = new FramedConnection(socket, { maxFrame: 1024, remotePeerId });
     conns.add(conn);
     void serverHandshake(conn, PEER_PROTOCOL, PEER_VERSIONS).then(() =>
       conn.onFrame((body) => {

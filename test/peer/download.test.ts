@@ -1,3 +1,4 @@
+import { ephemeralCredentials } from '../../src/transport/credentials.js';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import net from 'node:net';
@@ -384,7 +385,9 @@ test('a peer serves verified chunks while it is still downloading them', limits,
   const secondHalf = deferred();
   t.after(() => secondHalf.resolve());
   // The origin gives A the first half at once, the second half only once B has a chunk from A.
+  const originCredentials = await ephemeralCredentials();
   const origin = new ChunkServer({
+    credentials: originCredentials,
     provider: async (fileId, index) => {
       if (index >= total / 2) await secondHalf.promise;
       return fileId.equals(file.manifest.id) ? readFileChunk(file.path, file.manifest, index) : null;
@@ -394,7 +397,7 @@ test('a peer serves verified chunks while it is still downloading them', limits,
   const originPort = (await origin.listen(0, '127.0.0.1')).port;
   const a = await downloader(t, file, () => [
     {
-      peerId: 'aa'.repeat(32),
+      peerId: originCredentials.peerId.toString('hex'),
       name: 'origin',
       host: '127.0.0.1',
       port: originPort,
@@ -403,10 +406,14 @@ test('a peer serves verified chunks while it is still downloading them', limits,
   ]);
 
   // A serves what it has verified so far; B learns A's chunks at every relocate, as from a tracker.
-  const aServer = new ChunkServer({ provider: async (_fileId, index) => a.download.readChunk(index) });
+  const aCredentials = await ephemeralCredentials();
+  const aServer = new ChunkServer({
+    credentials: aCredentials,
+    provider: async (_fileId, index) => a.download.readChunk(index),
+  });
   t.after(() => aServer.close());
   const aPort = (await aServer.listen(0, '127.0.0.1')).port;
-  const aPeerId = 'a0'.repeat(32);
+  const aPeerId = aCredentials.peerId.toString('hex');
   const b = await downloader(
     t,
     file,

@@ -23,7 +23,9 @@ import { ChunkServer } from '../../src/peer/chunk-server.js';
 import { PeerClient, type PeerClientOptions } from '../../src/peer/peer-client.js';
 import { Bitfield } from '../../src/storage/bitfield.js';
 import { Writer } from '../../src/wire/codec.js';
-import { FramedConnection, connectTcp } from '../../src/wire/connection.js';
+import { FramedConnection } from '../../src/wire/connection.js';
+import { connectAs } from '../helpers/secure.js';
+import { ephemeralCredentials } from '../../src/transport/credentials.js';
 import { clientHandshake } from '../../src/wire/handshake.js';
 import { PeerType, decodePeerMessage, encodePeerMessage, type Offer } from '../../src/wire/peer-messages.js';
 import { fakeManifest, offerOf, rawPeer, startTestPeer, type TestPeer } from '../discovery/mesh-fixtures.js';
@@ -59,9 +61,11 @@ const ids = (offers: Offer[]): string[] => offers.map((o) => o.fileId.toString('
 
 test('INFO goes both ways: each side learns who the other is and where it serves', limits, async (t) => {
   const peer = await startTestPeer(t, { name: 'server' });
-  const clientId = randomBytes(32);
+  const credentials = await ephemeralCredentials();
+  const clientId = credentials.peerId;
   const { client } = await watch(t, peer.endpoint, {
-    self: { peerId: clientId, name: 'client', port: 4242 },
+    credentials,
+    self: { name: 'client', port: 4242 },
   });
   const info = await waitFor(() => client.peerInfo, 'the server INFO');
   assert.deepEqual(info, { peerId: peer.peerId, name: 'server', port: peer.endpoint.port });
@@ -71,7 +75,10 @@ test('INFO goes both ways: each side learns who the other is and where it serves
   // A client that does not serve (port 0), and the server itself, are not passed on as peers. The
   // server answers a client's INFO after deciding, so its own INFO arriving is the barrier.
   const oneShot = await watch(t, peer.endpoint);
-  const itself = await watch(t, peer.endpoint, { self: { peerId: peer.peerId, name: 'me', port: 5000 } });
+  const itself = await watch(t, peer.endpoint, {
+    credentials: peer.credentials,
+    self: { name: 'me', port: 5000 },
+  });
   await waitFor(() => oneShot.client.peerInfo && itself.client.peerInfo, 'both answered');
   assert.equal(peer.introduced.length, 1);
 });
@@ -144,7 +151,7 @@ test(
       extra: { pexIntervalMs: 50 },
     });
     const { peers, events } = await watch(t, peer.endpoint, {
-      self: { peerId: randomBytes(32), name: 'c', port: clientPort },
+      self: { name: 'c', port: clientPort },
     });
     await waitFor(() => peers.length >= 3, 'PEERS three times');
     assert.deepEqual(events.slice(0, 3), ['info', 'offers', 'peers']);
@@ -256,22 +263,25 @@ test(
 
 /** A raw client, handshaken, for sending what a PeerClient would not. */
 async function rawClient(t: TestContext, endpoint: Endpoint): Promise<FramedConnection> {
-  const conn = new FramedConnection(await connectTcp(endpoint.host, endpoint.port, 5000), {
-    maxFrame: 1 << 22,
-  });
+  const { socket, credentials, remotePeerId } = await connectAs(endpoint.host, endpoint.port);
+  const conn = new FramedConnection(socket, { maxFrame: 1 << 22, remotePeerId });
+  ownIds.set(conn, credentials.peerId);
   t.after(() => conn.destroy());
   await clientHandshake(conn, PEER_PROTOCOL, PEER_VERSIONS);
   conn.onFrame(() => undefined);
   return conn;
 }
 
+/** The peer id each raw client proved: its INFO must carry it. */
+const ownIds = new WeakMap<FramedConnection, Buffer>();
+
 const closed = (conn: FramedConnection): Promise<void> =>
   conn.isClosed ? Promise.resolve() : new Promise((resolve) => conn.once('close', () => resolve()));
 
 test('a client that breaks the discovery rules is disconnected; the server serves on', limits, async (t) => {
   const peer = await startTestPeer(t, { files: [{ manifest: fakeManifest('f', 1) }] });
-  const info = encodePeerMessage({ type: 'info', peerId: randomBytes(32), name: 'x', port: 1 });
   const twice = await rawClient(t, peer.endpoint);
+  const info = encodePeerMessage({ type: 'info', peerId: ownIds.get(twice)!, name: 'x', port: 1 });
   twice.send(info);
   twice.send(info);
   await closed(twice);
@@ -289,21 +299,22 @@ test(
   'a server that sends a bad OFFERS, a second INFO or a client message is disconnected',
   limits,
   async (t) => {
-    const info = encodePeerMessage({ type: 'info', peerId: randomBytes(32), name: 's', port: 1 });
     const spareBit = new Writer().u8(PeerType.OFFERS).u16(1).fixed(randomBytes(32), 32).str('f', 255);
     spareBit
       .u64(5)
       .u32(MIN_CHUNK_SIZE)
       .blob(Buffer.from([0xff]), 1);
-    const bad: Buffer[][] = [
-      [info, spareBit.finish()],
-      [info, info],
-      [encodePeerMessage({ type: 'get_manifest', req: 1, fileId: randomBytes(32) })],
+    const info = (peerId: Buffer): Buffer => encodePeerMessage({ type: 'info', peerId, name: 's', port: 1 });
+    const bad: ((selfId: Buffer) => Buffer[])[] = [
+      (selfId) => [info(selfId), spareBit.finish()],
+      (selfId) => [info(selfId), info(selfId)],
+      () => [info(randomBytes(32))], // an INFO that names another peer than the certificate
+      () => [encodePeerMessage({ type: 'get_manifest', req: 1, fileId: randomBytes(32) })],
     ];
     for (const frames of bad) {
       // It answers our INFO, as a real server does, so our frame handler is in place.
-      const { endpoint } = await rawPeer(t, (conn) =>
-        conn.onFrame(() => frames.forEach((f) => conn.send(f))),
+      const { endpoint } = await rawPeer(t, (conn, selfId) =>
+        conn.onFrame(() => frames(selfId).forEach((f) => conn.send(f))),
       );
       const client = await PeerClient.connect(endpoint.host, endpoint.port);
       t.after(() => client.close());
@@ -323,7 +334,7 @@ test(
     const big = randomBytes(MAX_CHUNK_SIZE); // more than the kernel takes from a socket nobody reads
     const server = new ChunkServer({
       provider: async () => big,
-      self: { peerId: randomBytes(32), name: 'server' },
+      self: { name: 'server' },
       offers: () => [offerOf({ manifest: file, chunks })],
       knownPeers: () => {
         peersAsked++;
@@ -333,14 +344,13 @@ test(
     });
     t.after(() => server.close());
     const { port } = await server.listen(0, '127.0.0.1');
-    const conn = new FramedConnection(await connectTcp('127.0.0.1', port, 5000), {
-      maxFrame: MAX_PEER_FRAME,
-    });
+    const { socket, credentials } = await connectAs('127.0.0.1', port);
+    const conn = new FramedConnection(socket, { maxFrame: MAX_PEER_FRAME });
     t.after(() => conn.destroy());
     await clientHandshake(conn, PEER_PROTOCOL, PEER_VERSIONS);
     const received: string[] = [];
     conn.onFrame((body) => void received.push(decodePeerMessage(body).type));
-    conn.send(encodePeerMessage({ type: 'info', peerId: randomBytes(32), name: 'slow', port: 0 }));
+    conn.send(encodePeerMessage({ type: 'info', peerId: credentials.peerId, name: 'slow', port: 0 }));
     await waitFor(() => received.includes('peers'), 'the greeting');
 
     // It asks for a chunk and stops reading: the PIECE stays in the server's socket buffer.

@@ -1,9 +1,9 @@
+import { ephemeralCredentials } from '../../src/transport/credentials.js';
 /**
  * Upload slots on real connections: a ChunkServer on loopback and PeerClients. Deadlines are
  * generous and nothing asserts on timing: the intervals only make rotation happen soon.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { test, type TestContext } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { MIN_CHUNK_SIZE } from '../../src/constants.js';
@@ -57,8 +57,9 @@ interface Watched {
 }
 
 async function connect(t: TestContext, port: number): Promise<Watched> {
-  const peerId = randomBytes(32);
-  const client = await PeerClient.connect('127.0.0.1', port, { self: { peerId, name: 'test' } });
+  const credentials = await ephemeralCredentials();
+  const peerId = credentials.peerId;
+  const client = await PeerClient.connect('127.0.0.1', port, { credentials, self: { name: 'test' } });
   t.after(() => client.close());
   const watched: Watched = { client, peerId: peerId.toString('hex'), chokes: 0, unchokes: 0, chunks: 0 };
   client.on('choke', () => watched.chokes++);

@@ -1,3 +1,5 @@
+import { ephemeralCredentials } from '../../src/transport/credentials.js';
+import { createSecureServer } from '../../src/transport/tls.js';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
@@ -12,6 +14,7 @@ import {
   type TrackerMessage,
   type TrackerReply,
 } from '../../src/wire/tracker-messages.js';
+import { credentialsOfLabel } from '../helpers/secure.js';
 import { waitFor } from '../helpers/wait.js';
 import {
   HOST,
@@ -44,8 +47,9 @@ async function fakeTracker(
   answer: (msg: TrackerMessage) => TrackerReply | Buffer | null,
 ): Promise<number> {
   const conns = new Set<FramedConnection>();
-  const server = net.createServer((socket) => {
-    const conn = new FramedConnection(socket, { maxFrame: MAX_TRACKER_FRAME });
+  const credentials = await ephemeralCredentials();
+  const server = createSecureServer({ credentials, handshakeTimeoutMs: 5000 }, (socket, remotePeerId) => {
+    const conn = new FramedConnection(socket, { maxFrame: MAX_TRACKER_FRAME, remotePeerId });
     conns.add(conn);
     serverHandshake(conn, TRACKER_PROTOCOL, versions).then(
       () =>
@@ -162,7 +166,7 @@ describe('TrackerClient requests', () => {
 
   test('bad arguments are refused locally', T, async (t) => {
     const { port } = await startTracker(t);
-    const client = await connectClient(t, port);
+    const client = await connectClient(t, port, { credentials: await credentialsOfLabel('a') });
     for (const info of [
       { peerId: Buffer.alloc(31), name: 'a', port: 1 },
       { peerId: idOf('a'), name: 'x'.repeat(65), port: 1 },
@@ -174,7 +178,7 @@ describe('TrackerClient requests', () => {
     await assert.rejects(client.list('q'.repeat(256)), { code: 'ERR_INVALID_ARGUMENT' });
     await assert.rejects(client.locate(Buffer.alloc(3)), { code: 'ERR_INVALID_ARGUMENT' });
     // None of that disturbed the session.
-    await client.register({ peerId: idOf('a'), name: 'a', port: 1 });
+    await client.register({ name: 'a', port: 1 });
   });
 });
 

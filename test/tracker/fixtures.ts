@@ -1,8 +1,8 @@
+import { createHash } from 'node:crypto';
 /**
  * Shared fixtures for the tracker suites: manifests without files behind them, trackers and
  * clients torn down with the test, and a raw session for sending frames our client never would.
  */
-import { createHash } from 'node:crypto';
 import type { TestContext } from 'node:test';
 import {
   MAX_CHUNK_SIZE,
@@ -16,7 +16,8 @@ import { TrackerClient, type TrackerClientOptions } from '../../src/tracker/clie
 import { MemoryTrackerStore } from '../../src/tracker/memory-store.js';
 import type { FileListing } from '../../src/tracker/store.js';
 import { TrackerServer, type TrackerServerOptions } from '../../src/tracker/server.js';
-import { FramedConnection, connectTcp } from '../../src/wire/connection.js';
+import { FramedConnection } from '../../src/wire/connection.js';
+import { connectAs, credentialsOfLabel, identityOfLabel } from '../helpers/secure.js';
 import { clientHandshake } from '../../src/wire/handshake.js';
 import {
   decodeTrackerMessage,
@@ -27,9 +28,9 @@ import {
 
 export const HOST = '127.0.0.1';
 
-/** A deterministic 32-byte id for a label (peer ids in tests). */
+/** The peer id of a label's identity (see credentialsOfLabel: a client connected with it has this id). */
 export function idOf(label: string): Buffer {
-  return createHash('sha256').update(label).digest();
+  return identityOfLabel(label).peerId;
 }
 
 /**
@@ -45,7 +46,11 @@ export function fakeManifest(
   chunkSize = chunks > TARGET_MAX_CHUNKS ? MAX_CHUNK_SIZE : MIN_CHUNK_SIZE,
 ): Manifest {
   const hashes = Buffer.alloc(chunks * 32);
-  for (let i = 0; i < chunks; i++) idOf(`${content}/${i}`).copy(hashes, i * 32);
+  for (let i = 0; i < chunks; i++)
+    createHash('sha256')
+      .update(`${content}/${i}`)
+      .digest()
+      .copy(hashes, i * 32);
   const size = chunks === 0 ? 0 : (chunks - 1) * chunkSize + 1000;
   return { id: computeFileId(size, chunkSize, hashes), name, size, chunkSize, hashes };
 }
@@ -93,8 +98,8 @@ export async function registeredClient(
   label: string,
   servePort = 7000,
 ): Promise<TrackerClient> {
-  const client = await connectClient(t, port);
-  await client.register({ peerId: idOf(label), name: label, port: servePort });
+  const client = await connectClient(t, port, { credentials: await credentialsOfLabel(label) });
+  await client.register({ name: label, port: servePort });
   return client;
 }
 
@@ -114,8 +119,12 @@ export class RawSession {
   private readonly replies: TrackerReply[] = [];
   private wake: (() => void) | null = null;
 
-  private constructor(conn: FramedConnection) {
+  /** The peer id this session proved: the only one it may register under. */
+  readonly peerId: Buffer;
+
+  private constructor(conn: FramedConnection, peerId: Buffer) {
     this.conn = conn;
+    this.peerId = peerId;
     this.closed = new Promise((resolve) => conn.once('close', resolve));
     conn.onFrame((body) => {
       this.replies.push(decodeTrackerMessage(body) as TrackerReply);
@@ -124,12 +133,14 @@ export class RawSession {
     conn.on('close', () => this.wake?.());
   }
 
-  static async open(t: TestContext, port: number, handshake = true): Promise<RawSession> {
-    const socket = await connectTcp(HOST, port, 5000);
-    const conn = new FramedConnection(socket, { maxFrame: 1 << 23 });
+  /** Opens a session as `label`'s identity (so it may register as idOf(label)), or a throw-away one. */
+  static async open(t: TestContext, port: number, handshake = true, label?: string): Promise<RawSession> {
+    const credentials = label === undefined ? undefined : await credentialsOfLabel(label);
+    const { socket, credentials: own, remotePeerId } = await connectAs(HOST, port, credentials);
+    const conn = new FramedConnection(socket, { maxFrame: 1 << 23, remotePeerId });
     t.after(() => conn.destroy());
     if (handshake) await clientHandshake(conn, TRACKER_PROTOCOL, TRACKER_VERSIONS);
-    return new RawSession(conn);
+    return new RawSession(conn, own.peerId);
   }
 
   send(msg: TrackerMessage): void {

@@ -3,10 +3,13 @@ import { describe, test, type TestContext } from 'node:test';
 import { TrackerLink, type Holdings, type TrackerLinkOptions } from '../../src/tracker/link.js';
 import { MemoryTrackerStore } from '../../src/tracker/memory-store.js';
 import { TrackerServer } from '../../src/tracker/server.js';
+import { credentialsOfLabel } from '../helpers/secure.js';
 import { waitFor } from '../helpers/wait.js';
 import { HOST, RawSession, connectClient, fakeManifest, idOf, listedIds, startTracker } from './fixtures.js';
 
 const T = { timeout: 20_000 };
+/** The link's identity in every test: its peer id is idOf('linked'). */
+const linked = await credentialsOfLabel('linked');
 
 function startLink(
   t: TestContext,
@@ -17,7 +20,8 @@ function startLink(
   const link = new TrackerLink({
     host: HOST,
     port,
-    identity: { peerId: idOf('linked'), name: 'linked', port: 7100 },
+    identity: { name: 'linked', port: 7100 },
+    credentials: linked,
     holdings,
     reconnectMinMs: 20,
     reconnectMaxMs: 100,
@@ -34,8 +38,8 @@ const partial = fakeManifest('partial.bin', 'partial', 4);
 describe('TrackerLink', () => {
   test('registers and announces complete and partial holdings', T, async (t) => {
     const { port } = await startTracker(t);
-    const seeder = await connectClient(t, port);
-    await seeder.register({ peerId: idOf('seeder'), name: 'seeder', port: 7000 });
+    const seeder = await connectClient(t, port, { credentials: await credentialsOfLabel('seeder') });
+    await seeder.register({ name: 'seeder', port: 7000 });
     await seeder.announce([partial]);
     const link = startLink(t, port, () => ({
       complete: [complete],
@@ -92,8 +96,8 @@ describe('TrackerLink.have', () => {
   test('thousands of unawaited single-chunk reports all arrive, coalesced', T, async (t) => {
     const { port } = await startTracker(t);
     const big = fakeManifest('big', 'big', 5000);
-    const seeder = await connectClient(t, port);
-    await seeder.register({ peerId: idOf('seeder'), name: 'seeder', port: 7000 });
+    const seeder = await connectClient(t, port, { credentials: await credentialsOfLabel('seeder') });
+    await seeder.register({ name: 'seeder', port: 7000 });
     await seeder.announce([big]);
     const link = startLink(t, port, () => ({ complete: [], partial: [] }));
     await link.ready(5000);
@@ -129,7 +133,7 @@ describe('TrackerLink while starting, refused and stopping', () => {
 
   test('keeps retrying while the tracker still has our old session, then comes up', T, async (t) => {
     const { port } = await startTracker(t);
-    const stale = await RawSession.open(t, port);
+    const stale = await RawSession.open(t, port, true, 'linked');
     const registered = await stale.call({
       type: 'register',
       req: 1,
@@ -189,8 +193,8 @@ describe('TrackerLink while starting, refused and stopping', () => {
     await assert.rejects(link.ready(100), { code: 'ERR_CLOSED' });
     link.start();
     // Nothing reconnects: a fresh registration with the same id is accepted.
-    const again = await connectClient(t, port);
-    await again.register({ peerId: idOf('linked'), name: 'linked', port: 7100 });
+    const again = await connectClient(t, port, { credentials: linked });
+    await again.register({ name: 'linked', port: 7100 });
   });
 
   test('stop() fails a pending ready() with ERR_CLOSED', T, async (t) => {

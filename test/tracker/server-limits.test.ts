@@ -53,7 +53,7 @@ async function rawPeer(
   port: number,
   label: string,
 ): Promise<RawSession> {
-  const raw = await RawSession.open(t, port);
+  const raw = await RawSession.open(t, port, true, label);
   assert.equal(
     (await raw.call({ type: 'register', req: 1, peerId: idOf(label), name: label, port: 1 })).type,
     'registered',
@@ -148,7 +148,7 @@ describe('bounds', () => {
     const { server, port } = await startTracker(t, { handshakeTimeoutMs: 150 });
     const raw = await RawSession.open(t, port, false);
     await raw.closed;
-    assert.equal(server.stats.connections, 0);
+    await waitFor(() => server.stats.connections === 0, 'the server to let the socket go');
   });
 });
 
@@ -227,7 +227,7 @@ describe('backpressure: what waiting requests may cost', () => {
     port: number,
     label: string,
   ): Promise<RawSession> {
-    const raw = await RawSession.open(t, port);
+    const raw = await RawSession.open(t, port, true, label);
     const reply = await raw.call({ type: 'register', req: 1, peerId: idOf(label), name: label, port: 1 });
     assert.equal(reply.type, 'registered');
     return raw;
@@ -287,7 +287,7 @@ describe('backpressure: what waiting requests may cost', () => {
       assert.equal(errorCodeOf(reply), 'ERR_NOT_REGISTERED');
     }
     // A REGISTER sent with an ANNOUNCE right behind it, unanswered yet: the ANNOUNCE is kept whole.
-    const pipelined = await RawSession.open(t, port);
+    const pipelined = await RawSession.open(t, port, true, 'quick');
     pipelined.send({ type: 'register', req: 1, peerId: idOf('quick'), name: 'quick', port: 1 });
     pipelined.send({ type: 'announce', req: 2, manifests: [fakeManifest('quick', 'quick')] });
     assert.equal((await pipelined.next()).type, 'registered');

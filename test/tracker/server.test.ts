@@ -5,7 +5,8 @@ import { RemoteError } from '../../src/errors.js';
 import { chunkSizeFor, validateManifest } from '../../src/storage/manifest.js';
 import { MemoryTrackerStore } from '../../src/tracker/memory-store.js';
 import { TrackerServer } from '../../src/tracker/server.js';
-import { FramedConnection, connectTcp } from '../../src/wire/connection.js';
+import { FramedConnection } from '../../src/wire/connection.js';
+import { connectTls, credentialsOfLabel } from '../helpers/secure.js';
 import { clientHandshake, decodeHandshakeReply, encodeHello } from '../../src/wire/handshake.js';
 import type { TrackerRequest } from '../../src/wire/tracker-messages.js';
 import { waitFor } from '../helpers/wait.js';
@@ -27,7 +28,7 @@ const remote = (code: string) => (err: unknown) => err instanceof RemoteError &&
 describe('tracker handshake', () => {
   test('another protocol is refused with a clear error and the connection closes', T, async (t) => {
     const { port } = await startTracker(t);
-    const conn = new FramedConnection(await connectTcp(HOST, port, 5000), { maxFrame: 1 << 16 });
+    const conn = new FramedConnection(await connectTls(HOST, port, 5000), { maxFrame: 1 << 16 });
     t.after(() => conn.destroy());
     await assert.rejects(clientHandshake(conn, 'swarmshare-peer', [1]), remote('ERR_PROTOCOL'));
     assert.equal(conn.isClosed, true);
@@ -38,7 +39,7 @@ describe('tracker handshake', () => {
     T,
     async (t) => {
       const { port } = await startTracker(t);
-      const conn = new FramedConnection(await connectTcp(HOST, port, 5000), { maxFrame: 1 << 16 });
+      const conn = new FramedConnection(await connectTls(HOST, port, 5000), { maxFrame: 1 << 16 });
       t.after(() => conn.destroy());
       const closed = new Promise((resolve) => conn.once('close', resolve));
       const reply = new Promise<Buffer>((resolve) => conn.onFrame((body) => resolve(Buffer.from(body))));
@@ -55,8 +56,8 @@ describe('tracker handshake', () => {
 describe('REGISTER', () => {
   test('records the address the tracker saw and answers with its timings', T, async (t) => {
     const { port } = await startTracker(t, { heartbeatMs: 1234, expiryMs: 5678 });
-    const client = await connectClient(t, port);
-    const registration = await client.register({ peerId: idOf('a'), name: 'alice', port: 6001 });
+    const client = await connectClient(t, port, { credentials: await credentialsOfLabel('a') });
+    const registration = await client.register({ name: 'alice', port: 6001 });
     assert.deepEqual(registration, { host: '127.0.0.1', port: 6001, heartbeatMs: 1234, expiryMs: 5678 });
     const m = fakeManifest('f', 'f');
     await client.announce([m]);
@@ -81,31 +82,25 @@ describe('REGISTER', () => {
   test('a second live session with the same peer id is refused; the first keeps working', T, async (t) => {
     const { port } = await startTracker(t);
     const first = await registeredClient(t, port, 'a');
-    const second = await connectClient(t, port);
-    await assert.rejects(
-      second.register({ peerId: idOf('a'), name: 'impostor', port: 9 }),
-      remote('ERR_DUPLICATE_PEER'),
-    );
+    const second = await connectClient(t, port, { credentials: await credentialsOfLabel('a') });
+    await assert.rejects(second.register({ name: 'impostor', port: 9 }), remote('ERR_DUPLICATE_PEER'));
     const m = fakeManifest('f', 'f');
     assert.equal((await first.announce([m]))[0]!.code, '');
     assert.equal((await first.locate(m.id)).holders[0]!.name, 'a');
     // Once the first has left, the id is free again.
     await first.leave();
-    await second.register({ peerId: idOf('a'), name: 'a again', port: 9 });
+    await second.register({ name: 'a again', port: 9 });
   });
 
   test('refuses a peer name with control characters and a port of 0', T, async (t) => {
     const { port } = await startTracker(t);
-    const client = await connectClient(t, port);
-    await assert.rejects(
-      client.register({ peerId: idOf('a'), name: 'bad\nname', port: 1 }),
-      remote('ERR_BAD_NAME'),
-    );
-    const raw = await RawSession.open(t, port);
+    const client = await connectClient(t, port, { credentials: await credentialsOfLabel('a') });
+    await assert.rejects(client.register({ name: 'bad\nname', port: 1 }), remote('ERR_BAD_NAME'));
+    const raw = await RawSession.open(t, port, true, 'a');
     const reply = await raw.call({ type: 'register', req: 1, peerId: idOf('a'), name: 'a', port: 0 });
     assert.equal(errorCodeOf(reply), 'ERR_INVALID_ARGUMENT');
     // Neither attempt registered anything.
-    await client.register({ peerId: idOf('a'), name: 'a', port: 1 });
+    await client.register({ name: 'a', port: 1 });
   });
 });
 

@@ -3,7 +3,7 @@ import net from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
 import { RemoteError, SwarmError } from '../../src/errors.js';
 import { ProtocolError } from '../../src/wire/codec.js';
-import { FramedConnection, connectTcp } from '../../src/wire/connection.js';
+import { FramedConnection } from '../../src/wire/connection.js';
 import {
   clientHandshake,
   decodeHandshakeReply,
@@ -34,7 +34,9 @@ async function connectedPair(
   );
   await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
   const { port } = listener.address() as net.AddressInfo;
-  const client = new FramedConnection(await connectTcp('127.0.0.1', port, 5000), { maxFrame: 1 << 16 });
+  const socket = net.connect(port, '127.0.0.1');
+  await new Promise((resolve) => socket.once('connect', resolve));
+  const client = new FramedConnection(socket, { maxFrame: 1 << 16 });
   conns.push(client);
   const server = await accepted;
   conns.push(server);

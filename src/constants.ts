@@ -212,3 +212,18 @@ export const OPTIMISTIC_UNCHOKE_INTERVAL_MS = 30_000;
 export const UPLOAD_INTEREST_MS = 5_000;
 /** Tit-for-tat counts the bytes a peer gave us (verified) over about this window. */
 export const RECIPROCATION_WINDOW_MS = 20_000;
+
+// ---- Names and paths (see src/storage/file-name.ts) ------------------------------------------------
+/**
+ * Names in an ANNOUNCE are decoded up to the largest length a `str` can give (u16), not just up to
+ * MAX_FILE_NAME_BYTES, so the tracker refuses an over-long name per file with ERR_BAD_NAME rather
+ * than dropping the session; the frame cap (MAX_TRACKER_FRAME) bounds what one ANNOUNCE holds.
+ */
+export const MAX_ANNOUNCED_NAME_BYTES = 0xffff;
+/**
+ * A name cut to fit MAX_FILE_NAME_BYTES keeps an extension up to this long: real ones (".jpeg",
+ * ".torrent") are far shorter; a longer "extension" is just the end of a long name.
+ */
+export const MAX_KEPT_EXTENSION_BYTES = 32;
+/** Error messages quote at most this many characters of a name: enough to recognise it. */
+export const MAX_QUOTED_NAME_CHARS = 80;

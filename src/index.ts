@@ -11,8 +11,10 @@ export {
   computeFileId,
   fileIdHex,
   validateManifest,
+  validateManifestContent,
   type Manifest,
 } from './storage/manifest.js';
+export { fileNameProblem, safeFileName } from './storage/file-name.js';
 export { Bitfield } from './storage/bitfield.js';
 export { SwarmError, RemoteError, type ErrorCode } from './errors.js';
 export { createLogger, silentLogger, type Logger } from './log.js';

@@ -1,5 +1,9 @@
-/** Text formatting for people: sizes, rates, durations, safe display of remote strings. */
+/**
+ * Text formatting for people: sizes, rates, durations, tables. Text from the network or the disk
+ * is shown through escapeForTerminal (src/terminal-text.ts) wherever it is printed.
+ */
 import type { DownloadResult } from '../peer/download.js';
+import { escapeForTerminal } from '../terminal-text.js';
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
 
@@ -26,17 +30,6 @@ export function formatSeconds(seconds: number): string {
   return minutes < 90
     ? `${minutes}m${Math.round(seconds % 60)}s`
     : `${Math.floor(minutes / 60)}h${minutes % 60}m`;
-}
-
-// eslint-disable-next-line no-control-regex
-const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/g;
-
-/**
- * Makes a string from the network safe to print: control characters (which could move the
- * cursor, change colours or retitle the terminal) are shown as escapes instead.
- */
-export function printable(text: string): string {
-  return text.replace(CONTROL_CHARACTERS, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
 /** "1 file", "3 files". */
@@ -70,7 +63,7 @@ export function describeDownload(result: DownloadResult): string {
   const rate = result.seconds > 0 ? result.size / result.seconds : 0;
   const sources = result.sources.filter((s) => s.bytes > 0).length;
   return (
-    `got ${printable(result.name)}: ${formatBytes(result.size)} in ${formatSeconds(result.seconds)} ` +
-    `(${formatRate(rate)}) from ${plural(sources, 'source')} -> ${printable(result.path)}`
+    `got ${escapeForTerminal(result.name)}: ${formatBytes(result.size)} in ${formatSeconds(result.seconds)} ` +
+    `(${formatRate(rate)}) from ${plural(sources, 'source')} -> ${escapeForTerminal(result.path)}`
   );
 }

@@ -9,6 +9,7 @@ import { DEFAULT_HOST, DEFAULT_TRACKER_PORT } from '../constants.js';
 import { errorMessage } from '../errors.js';
 import { peerNameProblem } from '../peer/peer-node.js';
 import { parseRate } from '../peer/rate-limiter.js';
+import { escapeForTerminal } from '../terminal-text.js';
 import { addDashboardFlags } from './dashboard-flags.js';
 import { addDiscoveryFlags } from './discovery-flags.js';
 import { runDemoCommand } from './commands/demo.js';
@@ -17,7 +18,6 @@ import { runListCommand } from './commands/list.js';
 import { runPeerCommand } from './commands/peer.js';
 import { runTrackerCommand } from './commands/tracker.js';
 import { EXIT_USAGE, exitCodeFor } from './exit-codes.js';
-import { printable } from './format.js';
 
 const packageJson = JSON.parse(
   fs.readFileSync(new URL('../../../package.json', import.meta.url), 'utf8'),
@@ -133,7 +133,7 @@ export async function main(argv: string[]): Promise<number> {
       // Help and version are not errors; commander has already printed the usage problem.
       return err.exitCode === 0 ? 0 : EXIT_USAGE;
     }
-    process.stderr.write(`swarmshare: ${printable(errorMessage(err))}\n`);
+    process.stderr.write(`swarmshare: ${escapeForTerminal(errorMessage(err))}\n`);
     return exitCodeFor(err);
   }
 }

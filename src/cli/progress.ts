@@ -5,7 +5,8 @@
 import cliProgress from 'cli-progress';
 import type { Writable } from 'node:stream';
 import type { ActiveDownload, PeerNode } from '../peer/peer-node.js';
-import { formatBytes, formatRate, formatSeconds, printable } from './format.js';
+import { escapeForTerminal } from '../terminal-text.js';
+import { formatBytes, formatRate, formatSeconds } from './format.js';
 
 interface BarPayload {
   name: string;
@@ -16,6 +17,8 @@ interface BarPayload {
   sources: number;
 }
 
+/** A bar's label: the start of the file's name. */
+const LABEL_CHARS = 28;
 const FORMAT = '{name} |{bar}| {percentage}% | {done}/{size} | {speed} | ETA {etaText} | {sources} sources';
 
 export class DownloadProgressDisplay {
@@ -82,7 +85,7 @@ function payload({ manifest, download }: ActiveDownload): BarPayload {
   const p = download.progress;
   const remaining = p.size - p.bytes;
   return {
-    name: printable(manifest.name).slice(0, 28),
+    name: Array.from(escapeForTerminal(manifest.name)).slice(0, LABEL_CHARS).join(''),
     done: formatBytes(p.bytes),
     size: formatBytes(p.size),
     speed: formatRate(p.bytesPerSecond),

@@ -10,7 +10,8 @@ import { errorMessage } from '../errors.js';
 import type { PeerNode } from '../peer/peer-node.js';
 import { fileIdHex } from '../storage/manifest.js';
 import type { FileSummary } from '../wire/tracker-messages.js';
-import { describeDownload, formatBytes, formatRate, plural, printable, shortId, table } from './format.js';
+import { escapeForTerminal, escapeLinesForTerminal } from '../terminal-text.js';
+import { describeDownload, formatBytes, formatRate, plural, shortId, table } from './format.js';
 import { DownloadProgressDisplay } from './progress.js';
 
 export interface ShellIO {
@@ -117,7 +118,7 @@ export class PeerShell {
     const arg = space === -1 ? '' : trimmed.slice(space + 1).trim();
     const command = this.commands[word === 'quit' ? 'exit' : word];
     if (!command) {
-      this.fail(`unknown command "${printable(word)}"; type "help"`);
+      this.fail(`unknown command "${escapeForTerminal(word)}"; type "help"`);
       return;
     }
     try {
@@ -143,13 +144,14 @@ export class PeerShell {
     rl.prompt(true);
   }
 
-  private say(line: string): void {
-    this.progress.log(this.io.output, line);
+  /** Every line the shell prints: escaped once more as a whole, so nothing can act on the terminal. */
+  private say(text: string): void {
+    this.progress.log(this.io.output, escapeLinesForTerminal(text));
   }
 
   private fail(message: string): void {
     this.failures++;
-    this.say(`error: ${printable(message)}`);
+    this.say(`error: ${escapeForTerminal(message)}`);
   }
 
   private help(): void {
@@ -162,7 +164,7 @@ export class PeerShell {
     const results = await this.node.share(path);
     if (results.length === 0) this.say('nothing to share there');
     for (const { file, result } of results) {
-      const label = `${printable(file.manifest.name)} (${shortId(fileIdHex(file.manifest.id))}, ${formatBytes(file.manifest.size)})`;
+      const label = `${escapeForTerminal(file.manifest.name)} (${shortId(fileIdHex(file.manifest.id))}, ${formatBytes(file.manifest.size)})`;
       if (!result || !result.code)
         this.say(`shared ${label}${result ? '' : ' (tracker offline: announced when it returns)'}`);
       else this.fail(`tracker refused ${label}: ${result.message}`);
@@ -172,15 +174,15 @@ export class PeerShell {
   private async unshare(nameOrId: string): Promise<void> {
     if (!nameOrId) throw new Error('usage: unshare NAME|ID');
     const file = await this.node.unshare(nameOrId);
-    this.say(`unshared ${printable(file.manifest.name)}`);
+    this.say(`unshared ${escapeForTerminal(file.manifest.name)}`);
   }
 
   private async list(query: string): Promise<void> {
     const { files, failures } = await this.node.list(query);
     for (const { label, error } of failures)
-      this.say(`(${label} did not answer: ${printable(errorMessage(error))})`);
+      this.say(`(${label} did not answer: ${escapeForTerminal(errorMessage(error))})`);
     if (files.length === 0) {
-      this.say(query ? `no file matches "${printable(query)}"` : 'the catalog is empty');
+      this.say(query ? `no file matches "${escapeForTerminal(query)}"` : 'the catalog is empty');
       return;
     }
     this.say(catalogTable(files));
@@ -200,11 +202,11 @@ export class PeerShell {
     const tracked: Promise<void> = task
       .then(undefined, (err: unknown) => {
         this.failures++;
-        this.notify(`error: get ${printable(nameOrId)}: ${printable(errorMessage(err))}`);
+        this.notify(`error: get ${escapeForTerminal(nameOrId)}: ${escapeForTerminal(errorMessage(err))}`);
       })
       .finally(() => this.background.delete(tracked));
     this.background.add(tracked);
-    this.say(`downloading ${printable(nameOrId)} in the background ("status" shows progress)`);
+    this.say(`downloading ${escapeForTerminal(nameOrId)} in the background ("status" shows progress)`);
   }
 
   private async waitForBackground(): Promise<void> {
@@ -213,7 +215,7 @@ export class PeerShell {
 
   private async status(): Promise<void> {
     const node = this.node;
-    this.say(`peer ${printable(node.describe())}`);
+    this.say(`peer ${escapeForTerminal(node.describe())}`);
     for (const { label, connected } of node.trackerStates()) {
       this.say(`${label}: ${connected ? 'connected' : 'not connected (retrying)'}`);
     }
@@ -226,7 +228,7 @@ export class PeerShell {
           ['id', 'name', 'size'],
           shared.map((f) => [
             shortId(fileIdHex(f.manifest.id)),
-            printable(f.manifest.name),
+            escapeForTerminal(f.manifest.name),
             formatBytes(f.manifest.size),
           ]),
         ),
@@ -240,7 +242,12 @@ export class PeerShell {
     const rows = downloads.map(({ manifest, download }) => {
       const p = download.progress;
       const percent = p.size > 0 ? ((100 * p.bytes) / p.size).toFixed(1) : '100.0';
-      return [printable(manifest.name), `${percent}%`, formatRate(p.bytesPerSecond), String(p.sources)];
+      return [
+        escapeForTerminal(manifest.name),
+        `${percent}%`,
+        formatRate(p.bytesPerSecond),
+        String(p.sources),
+      ];
     });
     this.say(table(['downloading', 'done', 'speed', 'sources'], rows));
   }
@@ -255,10 +262,10 @@ export class PeerShell {
       table(
         ['peer', 'id', 'address', 'file', 'chunks'],
         rows.map((p) => [
-          printable(p.name),
+          escapeForTerminal(p.name),
           shortId(p.peerId),
-          p.address,
-          printable(p.file),
+          escapeForTerminal(p.address),
+          escapeForTerminal(p.file),
           `${p.chunks}/${p.totalChunks}`,
         ]),
       ),
@@ -271,7 +278,7 @@ export function catalogTable(files: FileSummary[]): string {
     ['id', 'name', 'size', 'chunks', 'sources'],
     files.map((f) => [
       shortId(fileIdHex(f.id)),
-      printable(f.name),
+      escapeForTerminal(f.name),
       formatBytes(f.size),
       String(f.chunks),
       String(f.seeders),

@@ -45,7 +45,7 @@ import {
 } from '../constants.js';
 import { SwarmError, errorCode, errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
-import { fileNameProblem } from '../storage/manifest.js';
+import { fileNameProblem } from '../storage/file-name.js';
 import {
   decodeLanOffer,
   encodeLanOffer,

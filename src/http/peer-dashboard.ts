@@ -516,8 +516,10 @@ export class PeerDashboard extends Dashboard {
           summary: 'Starts downloading a file, by exact name, id, or id prefix (6+ hex digits)',
           description:
             'Answers once the download is under way; follow it with GET /api/downloads or the ' +
-            '`downloads` events. Refused: ERR_NOT_FOUND, ERR_AMBIGUOUS_NAME (use an id), ' +
-            'ERR_IN_PROGRESS (already downloading).',
+            '`downloads` events. The file is saved under a safe name derived from its name. ' +
+            'Refused: ERR_NOT_FOUND, ERR_AMBIGUOUS_NAME (use an id), ERR_BAD_NAME (a name no file ' +
+            'may have: path separators, control characters...; use an id), ERR_IN_PROGRESS ' +
+            '(already downloading).',
           tags: ['downloads'],
           body: {
             type: 'object',

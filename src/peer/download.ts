@@ -57,7 +57,8 @@ import {
 import { RemoteError, SwarmError, errorCode, errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { Bitfield } from '../storage/bitfield.js';
-import { chunkCount, chunkLength, type Manifest } from '../storage/manifest.js';
+import { safeFileName } from '../storage/file-name.js';
+import { chunkCount, chunkLength, fileIdHex, type Manifest } from '../storage/manifest.js';
 import { BadChunksError, PartialFile } from '../storage/partial-file.js';
 import type { Credentials } from '../transport/credentials.js';
 import { readFileChunk } from '../storage/shared-folder.js';
@@ -486,7 +487,9 @@ export class Download extends EventEmitter<DownloadEvents> {
   /** Checks the whole file and moves it into place (see PartialFile.finalize). */
   private async finish(): Promise<void> {
     try {
-      const finalPath = await this.partial!.finalize(this.options.dir, this.manifest.name);
+      // The manifest's name came from the network: saved under a safe name derived from it.
+      const name = safeFileName(this.manifest.name, fileIdHex(this.fileId));
+      const finalPath = await this.partial!.finalize(this.options.dir, name);
       this.finalPath = finalPath;
       const seconds = (Date.now() - this.startedAt) / 1000;
       this.logger.info({ path: finalPath, seconds }, 'download complete');

@@ -25,7 +25,7 @@ import {
 } from '../constants.js';
 import { RemoteError, SwarmError, errorCode, errorMessage, isErrorCode } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
-import { fileIdHex, validateManifest, type Manifest } from '../storage/manifest.js';
+import { fileIdHex, validateManifestContent, type Manifest } from '../storage/manifest.js';
 import { ProtocolError } from '../wire/codec.js';
 import { connectFramed, type FramedConnection, type ReceiveLimiter } from '../wire/connection.js';
 import { clientHandshake } from '../wire/handshake.js';
@@ -237,7 +237,8 @@ export class PeerClient extends EventEmitter<PeerClientEvents> {
 
   /**
    * Asks for the manifest of `fileId`. Resolves with it once it is checked against that id
-   * (validateManifest); a manifest that does not match is this peer's lie: ERR_BAD_MANIFEST.
+   * (validateManifestContent); a manifest that does not match is this peer's lie: ERR_BAD_MANIFEST.
+   * Its name is the peer's word only: a download saves it under safeFileName(name).
    * Otherwise fails as requestChunk does (REJECT ERR_UNKNOWN_FILE for a file it does not know).
    */
   async getManifest(fileId: Buffer): Promise<Manifest> {
@@ -258,7 +259,7 @@ export class PeerClient extends EventEmitter<PeerClientEvents> {
     if (!manifest.id.equals(fileId))
       throw lie(`it is the manifest of ${fileIdHex(manifest.id).slice(0, 12)}`);
     try {
-      validateManifest(manifest);
+      validateManifestContent(manifest);
     } catch (err) {
       throw lie(errorMessage(err), err);
     }

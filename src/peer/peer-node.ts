@@ -27,14 +27,8 @@ import { Bitfield } from '../storage/bitfield.js';
 import { loadOrCreateIdentity } from '../storage/identity.js';
 import { credentialsFor, ephemeralCredentials, type Credentials } from '../transport/credentials.js';
 import type { SwarmKey } from '../transport/swarm-secret.js';
-import {
-  chunkCount,
-  chunkLength,
-  fileIdHex,
-  fileNameProblem,
-  isFileIdHex,
-  type Manifest,
-} from '../storage/manifest.js';
+import { fileNameProblem, quoteName, safeFileName } from '../storage/file-name.js';
+import { chunkCount, chunkLength, fileIdHex, isFileIdHex, type Manifest } from '../storage/manifest.js';
 import { SharedFolder, type SharedFile } from '../storage/shared-folder.js';
 import { TrackerLink } from '../tracker/link.js';
 import type { Offer } from '../wire/peer-messages.js';
@@ -470,10 +464,19 @@ export class PeerNode extends EventEmitter<PeerNodeEvents> {
   /**
    * What to download for what a person typed: a full id needs no catalog (it may be past the
    * first page of a large one); a name or id prefix is looked up, and its catalog name kept.
+   * A name no file may have (fileNameProblem) is ERR_BAD_NAME: such a file, which only a hostile
+   * source lists, is downloaded by its id, and saved under a safe name.
    */
   async resolveTarget(nameOrId: string): Promise<{ id: Buffer; name?: string }> {
     const text = nameOrId.trim();
     if (isFileIdHex(text)) return { id: Buffer.from(text, 'hex') };
+    const problem = fileNameProblem(text);
+    if (problem) {
+      throw new SwarmError(
+        'ERR_BAD_NAME',
+        `cannot get ${quoteName(text)}: ${problem}; to download a file listed under such a name, give its id`,
+      );
+    }
     const entry = await this.resolve(text);
     return { id: entry.id, name: entry.name };
   }
@@ -499,8 +502,9 @@ export class PeerNode extends EventEmitter<PeerNodeEvents> {
     if (this.downloads.has(key)) throw alreadyDownloading();
     const found = await this.discovery.manifest(fileId);
     // The name is not part of the id: whichever source answered first chose it, so the name the
-    // user picked the file by is the one it is saved under.
-    const manifest = name && !fileNameProblem(name) ? { ...found, name } : found;
+    // user picked the file by (a catalog's) wins. Both came from the network: the file is shown,
+    // offered and saved under a safe name derived from it (safeFileName; the id if nothing is left).
+    const manifest = { ...found, name: safeFileName(name || found.name, fileIdHex(fileId)) };
     // Another call may have started it while the manifest was on its way.
     if (this.downloads.has(key)) throw alreadyDownloading();
     const download = new Download({

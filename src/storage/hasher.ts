@@ -7,7 +7,8 @@ import { createHash, type Hash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { HASH_BYTES, MAX_FILE_SIZE } from '../constants.js';
 import { SwarmError } from '../errors.js';
-import { assertFileName, chunkCountOf, chunkSizeFor, computeFileId, type Manifest } from './manifest.js';
+import { assertFileName } from './file-name.js';
+import { chunkCountOf, chunkSizeFor, computeFileId, type Manifest } from './manifest.js';
 
 /** Bytes read per positional read. Every chunk size is a power of two, so blocks align with chunks. */
 const READ_BLOCK_BYTES = 4 * 1024 * 1024;

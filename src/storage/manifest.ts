@@ -10,17 +10,20 @@ import {
   HASH_BYTES,
   MAX_CHUNK_SIZE,
   MAX_CHUNKS,
-  MAX_FILE_NAME_BYTES,
   MAX_FILE_SIZE,
   MIN_CHUNK_SIZE,
   TARGET_MAX_CHUNKS,
 } from '../constants.js';
 import { SwarmError } from '../errors.js';
+import { assertFileName, quoteName } from './file-name.js';
 
 export interface Manifest {
   /** SHA-256 root, 32 bytes. */
   id: Buffer;
-  /** The name it was shared under: one path component, never a path. */
+  /**
+   * The name it was shared under. Where a name is published it must pass fileNameProblem; one
+   * received may be anything, so a download saves it under safeFileName(name) (file-name.ts).
+   */
   name: string;
   size: number;
   chunkSize: number;
@@ -73,33 +76,23 @@ export function isFileIdHex(text: string): boolean {
 }
 
 /**
- * Checks a file name: one path component of at most 255 UTF-8 bytes, with no separators,
- * no `.`/`..`, no drive letter, no NUL or control characters. Returns a reason, or null if fine.
+ * Throws ERR_BAD_NAME unless the manifest's name may be published, then ERR_BAD_MANIFEST unless
+ * its content is consistent and matches its id: what a tracker checks at ANNOUNCE.
  */
-export function fileNameProblem(name: string): string | null {
-  if (name.length === 0) return 'the name is empty';
-  if (Buffer.byteLength(name, 'utf8') > MAX_FILE_NAME_BYTES)
-    return `the name is over ${MAX_FILE_NAME_BYTES} bytes`;
-  if (name === '.' || name === '..') return `"${name}" is not a file name`;
-  if (name.includes('/') || name.includes('\\')) return 'the name contains a path separator';
-  if (/^[a-zA-Z]:/.test(name)) return 'the name starts with a drive letter';
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(name)) return 'the name contains a control character';
-  return null;
-}
-
-/** Throws ERR_BAD_NAME unless `name` is a safe single file name. */
-export function assertFileName(name: string): void {
-  const problem = fileNameProblem(name);
-  if (problem) throw new SwarmError('ERR_BAD_NAME', `bad file name ${JSON.stringify(name)}: ${problem}`);
-}
-
-/** Throws ERR_BAD_MANIFEST (or ERR_BAD_NAME) unless the manifest is consistent and matches its id. */
 export function validateManifest(manifest: Manifest): void {
-  const { size, chunkSize, hashes, id } = manifest;
   assertFileName(manifest.name);
+  validateManifestContent(manifest);
+}
+
+/**
+ * Throws ERR_BAD_MANIFEST unless the manifest is consistent and matches its id. Its name is not
+ * checked: a manifest received to download by may carry any name, which is sanitised when the
+ * file is saved (safeFileName), never trusted as a path.
+ */
+export function validateManifestContent(manifest: Manifest): void {
+  const { size, chunkSize, hashes, id } = manifest;
   const bad = (why: string): never => {
-    throw new SwarmError('ERR_BAD_MANIFEST', `bad manifest for ${JSON.stringify(manifest.name)}: ${why}`);
+    throw new SwarmError('ERR_BAD_MANIFEST', `bad manifest for ${quoteName(manifest.name)}: ${why}`);
   };
   if (!Number.isSafeInteger(size) || size < 0 || size > MAX_FILE_SIZE) bad(`size ${size} out of range`);
   if (chunkSize < MIN_CHUNK_SIZE || chunkSize > MAX_CHUNK_SIZE || (chunkSize & (chunkSize - 1)) !== 0) {

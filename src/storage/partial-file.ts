@@ -11,6 +11,7 @@
  * again, to be fetched anew. A download that fails or stops keeps both files (close()); only abort()
  * and a finished download remove them.
  */
+import { constants as fsConstants } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
@@ -26,15 +27,8 @@ import { releaseBuffer } from '../buffer-pool.js';
 import { syncDir, tempNameFor, writeFileAtomic } from './atomic-file.js';
 import { Bitfield } from './bitfield.js';
 import { hashInline, sharedHashPool } from './hash-pool.js';
-import {
-  assertFileName,
-  chunkCount,
-  chunkHash,
-  chunkLength,
-  computeFileId,
-  fileIdHex,
-  type Manifest,
-} from './manifest.js';
+import { assertFileName, quoteName } from './file-name.js';
+import { chunkCount, chunkHash, chunkLength, computeFileId, fileIdHex, type Manifest } from './manifest.js';
 import {
   BatchedSaver,
   decodePartialState,
@@ -163,17 +157,29 @@ export class PartialFile {
     try {
       const dir = path.dirname(tempPath);
       await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+      await assertRealFolder(dir);
       await removeStaleTemps(dir, path.basename(statePath));
       let existed = true;
       let handle: fs.FileHandle;
+      // Never through a symlink planted at the temp name: it could lead our writes (and the
+      // truncation to the file's size) to any file of the user's.
+      const { O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW } = fsConstants;
       try {
-        handle = await fs.open(tempPath, 'r+');
+        handle = await fs.open(tempPath, O_RDWR | O_NOFOLLOW);
       } catch (err) {
+        if (errorCode(err) === 'ELOOP') throw symlinkRefused(tempPath);
         if (errorCode(err) !== 'ENOENT') throw err;
         existed = false;
         // Ordinary file permissions (the umask applies), as the finished file keeps them; while the
         // download runs, the 0700 state folder keeps it private.
-        handle = await fs.open(tempPath, 'w+', 0o666);
+        handle = await fs.open(tempPath, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, 0o666);
+      }
+      if (!(await handle.stat()).isFile()) {
+        await handle.close();
+        throw new SwarmError(
+          'ERR_INVALID_ARGUMENT',
+          `${tempPath} is not a regular file; remove it to download`,
+        );
       }
       const partial = new PartialFile(manifest, tempPath, statePath, handle, stateDir, options);
       try {
@@ -541,14 +547,37 @@ async function readChunkInto(
 
 /** The state file's claims, or why they cannot be used (missing, unreadable, bad). */
 async function readStateFile(statePath: string, manifest: Manifest): Promise<DecodedPartialState> {
+  let handle: fs.FileHandle | null = null;
   try {
-    const stat = await fs.stat(statePath);
+    // Not through a symlink, and only a regular file: a FIFO or a device could block or never end.
+    handle = await fs.open(statePath, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
+    const stat = await handle.stat();
+    if (!stat.isFile()) return { ok: false, problem: 'not a regular file' };
     if (stat.size > MAX_STATE_FILE_BYTES) return { ok: false, problem: `too large (${stat.size} bytes)` };
-    return decodePartialState(await fs.readFile(statePath), manifest);
+    return decodePartialState(await handle.readFile(), manifest);
   } catch (err) {
     if (errorCode(err) === 'ENOENT') return { ok: false, problem: 'no state file' };
     return { ok: false, problem: `unreadable: ${errorMessage(err)}` };
+  } finally {
+    await handle?.close();
   }
+}
+
+/**
+ * Refuses a folder that is a symlink: the state folder's `partial` folder is ours, and a link there
+ * would take downloads in progress outside the download folder.
+ */
+async function assertRealFolder(dir: string): Promise<void> {
+  const stat = await fs.lstat(dir);
+  if (stat.isSymbolicLink()) throw symlinkRefused(dir);
+  if (!stat.isDirectory()) throw new SwarmError('ERR_INVALID_ARGUMENT', `${dir} must be a folder`);
+}
+
+function symlinkRefused(where: string): SwarmError {
+  return new SwarmError(
+    'ERR_OUTSIDE_DIR',
+    `${where} is a symbolic link; refusing to follow it out of the download folder (remove it to download)`,
+  );
 }
 
 /** Temp files of state saves that a crash interrupted (see tempNameFor). */
@@ -613,7 +642,8 @@ async function placeWithoutClobber(source: string, dir: string, name: string): P
         if (code === 'EEXIST') continue;
         if (code === 'EXDEV' && copy === null) {
           // The state folder is on another filesystem: copy next to the target first, then link that.
-          copy = tempNameFor(target);
+          // A short temp name: the target's own may already take all of the 255 bytes a name has.
+          copy = tempNameFor(path.join(dir, 'download'));
           await fs.copyFile(source, copy, fs.constants.COPYFILE_EXCL);
           from = copy;
           n--;
@@ -629,7 +659,11 @@ async function placeWithoutClobber(source: string, dir: string, name: string): P
         throw err;
       }
     }
-    throw new SwarmError('ERR_IO', `no free name like ${JSON.stringify(name)} in ${dir}`);
+    throw new SwarmError(
+      'ERR_IO',
+      `no free name like ${quoteName(name)} in ${dir}: up to ${quoteName(numberedName(name, MAX_NAME_SUFFIX))} ` +
+        'all exist; move some away and get the file again',
+    );
   } finally {
     if (copy) await fs.rm(copy, { force: true });
   }

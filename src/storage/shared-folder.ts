@@ -11,7 +11,8 @@ import { SwarmError, errorCode, errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { hashFile } from './hasher.js';
 import { MANIFEST_CACHE_FILE_NAME, ManifestCache, stampOf } from './manifest-cache.js';
-import { chunkCount, chunkLength, fileNameProblem, type Manifest } from './manifest.js';
+import { fileNameProblem } from './file-name.js';
+import { chunkCount, chunkLength, type Manifest } from './manifest.js';
 
 /** A file being shared: its manifest and where its bytes are. */
 export interface SharedFile {

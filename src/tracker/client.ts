@@ -27,7 +27,7 @@ import {
 } from '../constants.js';
 import { RemoteError, SwarmError, errorCode, errorMessage, isErrorCode } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
-import { validateManifest, type Manifest } from '../storage/manifest.js';
+import { validateManifestContent, type Manifest } from '../storage/manifest.js';
 import { ProtocolError } from '../wire/codec.js';
 import { ephemeralCredentials, type Credentials } from '../transport/credentials.js';
 import { type FramedConnection, connectSecureFramed } from '../wire/connection.js';
@@ -241,13 +241,14 @@ export class TrackerClient extends EventEmitter<TrackerClientEvents> {
   /**
    * A file's manifest and the peers holding its chunks (ourselves included, if we do).
    * Rejects ERR_UNKNOWN_FILE, or ERR_BAD_MANIFEST when the tracker's manifest does not prove the id.
+   * Its name is whatever the tracker says: a download saves it under safeFileName(name).
    */
   async locate(fileId: Buffer): Promise<{ manifest: Manifest; holders: Holder[] }> {
     const reply = await this.request({ type: 'locate', fileId }, 'location');
     if (!reply.manifest.id.equals(fileId)) {
       throw new SwarmError('ERR_BAD_MANIFEST', 'the tracker answered with the manifest of another file');
     }
-    validateManifest(reply.manifest);
+    validateManifestContent(reply.manifest);
     return { manifest: reply.manifest, holders: reply.holders };
   }
 

@@ -491,7 +491,7 @@ function notRegistered(type: string): SwarmError {
 
 /**
  * The tracker's rule for announced manifests (see the top of this file): the chunk size is the one
- * chunkSizeFor() picks for the size. Not part of validateManifest, which peers use on each other.
+ * chunkSizeFor() picks for the size. Not part of validateManifest(Content), which peers use too.
  */
 function checkChunkSize(manifest: Manifest): void {
   const expected = chunkSizeFor(manifest.size);

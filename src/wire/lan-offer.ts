@@ -33,7 +33,7 @@ import {
   MAX_SHARED_FILES,
   PEER_ID_BYTES,
 } from '../constants.js';
-import { fileNameProblem } from '../storage/manifest.js';
+import { fileNameProblem } from '../storage/file-name.js';
 import { ProtocolError, Reader, Writer } from './codec.js';
 
 export const LAN_OFFER_MAGIC = Buffer.from('SWSH', 'latin1');

@@ -5,7 +5,7 @@
  *   bytes32 id | str name (<= 255) | u64 size | u32 chunkSize | blob hashes (<= 2 MiB)
  *
  * Decoding checks structure only; whoever receives a manifest checks its hashes against the id it
- * asked for (validateManifest).
+ * asked for (validateManifestContent), and the tracker checks the name of one announced to it.
  */
 import { HASH_BYTES, MAX_CHUNKS, MAX_FILE_NAME_BYTES } from '../constants.js';
 import type { Manifest } from '../storage/manifest.js';
@@ -18,9 +18,13 @@ export function writeManifest(w: Writer, m: Manifest): void {
   w.blob(m.hashes, MAX_HASH_BYTES);
 }
 
-export function readManifest(r: Reader): Manifest {
+/**
+ * `maxNameBytes` is MAX_FILE_NAME_BYTES but for an ANNOUNCE, whose names the tracker decodes in
+ * full to refuse the bad ones file by file (MAX_ANNOUNCED_NAME_BYTES).
+ */
+export function readManifest(r: Reader, maxNameBytes = MAX_FILE_NAME_BYTES): Manifest {
   const id = r.copy(HASH_BYTES, 'file id');
-  const name = r.str(MAX_FILE_NAME_BYTES, 'file name');
+  const name = r.str(maxNameBytes, 'file name');
   const size = r.u64('size');
   const chunkSize = r.u32('chunk size');
   const hashes = Buffer.from(r.blob(MAX_HASH_BYTES, 'chunk hashes'));

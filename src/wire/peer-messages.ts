@@ -44,7 +44,8 @@ import {
   PEER_ID_BYTES,
 } from '../constants.js';
 import { Bitfield } from '../storage/bitfield.js';
-import { chunkCountOf, fileNameProblem, type Manifest } from '../storage/manifest.js';
+import { fileNameProblem } from '../storage/file-name.js';
+import { chunkCountOf, type Manifest } from '../storage/manifest.js';
 import { ProtocolError, Reader, Writer } from './codec.js';
 import { readManifest, writeManifest } from './manifest-codec.js';
 

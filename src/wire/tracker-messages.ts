@@ -6,7 +6,7 @@
  *   manifest     bytes32 id | str name (<=255) | u64 size | u32 chunkSize | blob hashes (<= 2 MiB)
  *
  *   REGISTER     u32 req | bytes32 peerId | str name (<=64) | u16 port
- *   ANNOUNCE     u32 req | u16 n (<=256) | manifest * n
+ *   ANNOUNCE     u32 req | u16 n (<=256) | manifest * n   (names of any length: refused per file)
  *   UNSHARE      u32 req | bytes32 fileId
  *   LIST         u32 req | str query (<=255, empty: all) | u16 limit (<=1000)
  *   LOCATE       u32 req | bytes32 fileId
@@ -26,6 +26,7 @@
 import {
   HASH_BYTES,
   MAX_ANNOUNCE_BATCH,
+  MAX_ANNOUNCED_NAME_BYTES,
   MAX_CHUNKS,
   MAX_ERROR_CODE_BYTES,
   MAX_ERROR_MESSAGE_BYTES,
@@ -201,7 +202,8 @@ export function decodeTrackerMessage(body: Buffer): TrackerMessage {
     case TrackerType.ANNOUNCE: {
       const n = r.count(16, MAX_ANNOUNCE_BATCH, 'announce count');
       const manifests: Manifest[] = [];
-      for (let i = 0; i < n; i++) manifests.push(readManifest(r));
+      // Any name length: the tracker refuses a name over MAX_FILE_NAME_BYTES in that file's result.
+      for (let i = 0; i < n; i++) manifests.push(readManifest(r, MAX_ANNOUNCED_NAME_BYTES));
       msg = { type: 'announce', req, manifests };
       break;
     }

@@ -20,7 +20,8 @@ import {
   MIN_CHUNK_SIZE,
 } from '../../src/constants.js';
 import { Bitfield } from '../../src/storage/bitfield.js';
-import { fileNameProblem, type Manifest } from '../../src/storage/manifest.js';
+import { fileNameProblem } from '../../src/storage/file-name.js';
+import type { Manifest } from '../../src/storage/manifest.js';
 import type { Hello, Refusal } from '../../src/wire/handshake.js';
 import type { LanOfferFile, LanOfferMessage } from '../../src/wire/lan-offer.js';
 import type { Offer, PeerMessage } from '../../src/wire/peer-messages.js';

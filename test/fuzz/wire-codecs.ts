@@ -15,7 +15,8 @@ import {
   MIN_CHUNK_SIZE,
 } from '../../src/constants.js';
 import { Bitfield } from '../../src/storage/bitfield.js';
-import { chunkCountOf, fileNameProblem, type Manifest } from '../../src/storage/manifest.js';
+import { fileNameProblem } from '../../src/storage/file-name.js';
+import { chunkCountOf, type Manifest } from '../../src/storage/manifest.js';
 import { Reader, Writer } from '../../src/wire/codec.js';
 import {
   HELLO,

@@ -34,10 +34,10 @@ test('a download is saved under the name it was chosen by, not the one a source 
   const result = await fetcher.download(fileId, 'chosen.bin');
   assert.equal(path.basename(result.path), 'chosen.bin');
   assert.deepEqual(await fs.readFile(result.path), await fs.readFile(path.join(seedDir, 'original.bin')));
-  // A name that is not a safe file name is not used: the manifest's (validated) name is.
+  // A name that is not a safe file name is made one: the file stays inside the folder.
   const again = await fetcher.download(fileId, '../escape.bin');
   assert.equal(path.dirname(again.path), fetcher.folder.dir);
-  assert.equal(path.basename(again.path), 'original.bin');
+  assert.equal(path.basename(again.path), '.._escape.bin');
 });
 
 test('a full id needs no catalog lookup, and a second download of one file is refused without harm', async (t) => {

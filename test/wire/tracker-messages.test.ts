@@ -156,9 +156,15 @@ describe('tracker messages', () => {
     longName.u16(65).bytes(Buffer.alloc(65, 0x61)).u16(80);
     assert.throws(() => decodeTrackerMessage(longName.finish()), isProtocolError);
 
-    const longFileName = new Writer().u8(TrackerType.ANNOUNCE).u32(1).u16(1).fixed(filled(1), 32);
+    const longFileName = new Writer().u8(TrackerType.LOCATION).u32(1).fixed(filled(1), 32);
     longFileName.u16(256).bytes(Buffer.alloc(256, 0x61)).u64(5).u32(MIN_CHUNK_SIZE).blob(filled(2), 32);
+    longFileName.u16(0);
     assert.throws(() => decodeTrackerMessage(longFileName.finish()), isProtocolError);
+    // An ANNOUNCE's names are decoded whatever their length: the tracker refuses them file by file.
+    const announced = new Writer().u8(TrackerType.ANNOUNCE).u32(1).u16(1).fixed(filled(1), 32);
+    announced.u16(256).bytes(Buffer.alloc(256, 0x61)).u64(5).u32(MIN_CHUNK_SIZE).blob(filled(2), 32);
+    const decoded = decodeTrackerMessage(announced.finish());
+    assert.equal(decoded.type === 'announce' && decoded.manifests[0]!.name, 'a'.repeat(256));
 
     const hashBytes = MAX_CHUNKS * 32 + 32;
     const tooManyHashes = new Writer().u8(TrackerType.ANNOUNCE).u32(1).u16(1).fixed(filled(1), 32);

@@ -18,8 +18,9 @@ import { PeerNode } from '../../peer/peer-node.js';
 import { fileIdHex } from '../../storage/manifest.js';
 import { PARTIAL_DIR_NAME, hasPartial } from '../../storage/partial-file.js';
 import { TrackerClient } from '../../tracker/client.js';
+import { escapeForTerminal, jsonForTerminal } from '../../terminal-text.js';
 import { trackersFrom, type DiscoveryFlags } from '../discovery-flags.js';
-import { describeDownload, formatBytes, printable } from '../format.js';
+import { describeDownload, formatBytes } from '../format.js';
 import { DownloadProgressDisplay } from '../progress.js';
 
 export interface GetCommandOptions extends DiscoveryFlags {
@@ -64,7 +65,7 @@ export async function runGetCommand(nameOrId: string, options: GetCommandOptions
     download.on('resumed', (chunks, bytes) =>
       display.log(
         process.stderr,
-        `resuming ${printable(manifest.name)}: ${formatBytes(bytes)} of ${formatBytes(manifest.size)} ` +
+        `resuming ${escapeForTerminal(manifest.name)}: ${formatBytes(bytes)} of ${formatBytes(manifest.size)} ` +
           `(${chunks} chunks) already here and verified again`,
       ),
     );
@@ -93,7 +94,7 @@ export async function runGetCommand(nameOrId: string, options: GetCommandOptions
         resumedBytes: result.resumedBytes,
         sources: result.sources.map((s) => ({ peer: s.peerId, name: s.name, bytes: s.bytes })),
       };
-      process.stdout.write(`${JSON.stringify(summary)}\n`);
+      process.stdout.write(`${jsonForTerminal(summary)}\n`);
     } else {
       const resumed =
         result.resumedBytes > 0 ? ` (resumed: ${formatBytes(result.resumedBytes)} were already here)` : '';
@@ -200,7 +201,7 @@ async function reachableTrackers(trackers: Endpoint[], havePeers: boolean): Prom
     throw failures[0] ?? new SwarmError('ERR_INVALID_ARGUMENT', 'no tracker and no peer to ask');
   }
   for (const failure of failures)
-    process.stderr.write(`swarmshare: warning: ${printable(errorMessage(failure))}\n`);
+    process.stderr.write(`swarmshare: warning: ${escapeForTerminal(errorMessage(failure))}\n`);
   return reachable;
 }
 

@@ -11,8 +11,8 @@ import { SwarmError, errorMessage } from '../../errors.js';
 import { fileIdHex } from '../../storage/manifest.js';
 import { TrackerClient } from '../../tracker/client.js';
 import type { FileSummary } from '../../wire/tracker-messages.js';
+import { escapeForTerminal, jsonForTerminal } from '../../terminal-text.js';
 import { trackersFrom, type DiscoveryFlags } from '../discovery-flags.js';
-import { printable } from '../format.js';
 import { catalogTable } from '../shell.js';
 
 export interface ListCommandOptions extends DiscoveryFlags {
@@ -56,7 +56,7 @@ export async function runListCommand(text: string | undefined, options: ListComm
   if (catalogs.length === 0)
     throw failures[0] ?? new SwarmError('ERR_INVALID_ARGUMENT', 'no tracker and no peer to ask');
   for (const failure of failures)
-    process.stderr.write(`swarmshare: warning: ${printable(errorMessage(failure))}\n`);
+    process.stderr.write(`swarmshare: warning: ${escapeForTerminal(errorMessage(failure))}\n`);
   const files = mergeCatalogs(catalogs);
   if (options.json) {
     const document = {
@@ -70,11 +70,13 @@ export async function runListCommand(text: string | undefined, options: ListComm
         peers: f.peers,
       })),
     };
-    process.stdout.write(`${JSON.stringify(document)}\n`);
+    process.stdout.write(`${jsonForTerminal(document)}\n`);
     return;
   }
   if (files.length === 0) {
-    process.stdout.write(query ? `no file matches "${printable(query)}"\n` : 'the catalog is empty\n');
+    process.stdout.write(
+      query ? `no file matches "${escapeForTerminal(query)}"\n` : 'the catalog is empty\n',
+    );
     return;
   }
   process.stdout.write(`${catalogTable(files)}\n`);

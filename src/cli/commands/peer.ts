@@ -4,10 +4,11 @@ import { formatEndpoint } from '../../address.js';
 import { STATE_DIR_NAME } from '../../constants.js';
 import { createLogger } from '../../log.js';
 import { PeerNode } from '../../peer/peer-node.js';
+import { escapeForTerminal } from '../../terminal-text.js';
 import { dashboardBanner, dashboardOptions, type DashboardFlags } from '../dashboard-flags.js';
 import { trackersFrom, type DiscoveryFlags } from '../discovery-flags.js';
 import { EXIT_FAILED } from '../exit-codes.js';
-import { plural, printable } from '../format.js';
+import { plural } from '../format.js';
 import { PeerShell } from '../shell.js';
 
 export interface PeerCommandOptions extends DiscoveryFlags, DashboardFlags {
@@ -60,15 +61,15 @@ export async function runPeerCommand(options: PeerCommandOptions): Promise<void>
   };
   const shell = new PeerShell(node, { input: process.stdin, output: process.stdout, interactive });
   process.stdout.write(
-    `peer ${printable(node.describe())}, sharing ${plural(node.sharedFiles().length, 'file')} from ${node.folder.dir}\n${banner}`,
+    `peer ${escapeForTerminal(node.describe())}, sharing ${plural(node.sharedFiles().length, 'file')} from ${escapeForTerminal(node.folder.dir)}\n${banner}`,
   );
   node.on('tracker-up', (label) => shell.notify(`connected to ${label}`));
   node.on('tracker-down', (label) => shell.notify(`lost ${label}; reconnecting`));
   node.on('peer-up', (peer) =>
-    shell.notify(`connected to peer ${printable(peer.name)} at ${formatEndpoint(peer)}`),
+    shell.notify(`connected to peer ${escapeForTerminal(peer.name)} at ${formatEndpoint(peer)}`),
   );
   node.on('peer-down', (peer) =>
-    shell.notify(`peer ${printable(peer.name)} at ${formatEndpoint(peer)} left`),
+    shell.notify(`peer ${escapeForTerminal(peer.name)} at ${formatEndpoint(peer)} left`),
   );
   const stop = (): void => {
     process.stdout.write('\nleaving the swarm\n');

@@ -4,6 +4,9 @@
  * resort) when this process exits.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GiveUp, sleep, waitFor } from './util.js';
 
@@ -75,15 +78,19 @@ export class ProcessGroup {
     for (const child of this.children) child.kill('SIGKILL');
   };
 
+  /** Trackers keep their identity under XDG_STATE_HOME: a folder of this run, not the user's. */
+  private readonly stateHome = fs.mkdtempSync(path.join(os.tmpdir(), 'swarmshare-bench-state-'));
+
   constructor() {
     process.on('exit', this.onExit);
+    process.on('exit', () => fs.rmSync(this.stateHome, { recursive: true, force: true }));
   }
 
   /** Spawns `command ...args` (in `cwd` if given) with stdin, stdout and stderr as pipes. */
   spawn(label: string, command: string, args: readonly string[], cwd?: string): Child {
     const proc = spawn(command, args, {
       cwd,
-      env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1' },
+      env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1', XDG_STATE_HOME: this.stateHome },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     const child = new Child(label, proc);

@@ -11,7 +11,7 @@ import { peerNameProblem } from '../peer/peer-node.js';
 import { parseRate } from '../peer/rate-limiter.js';
 import { escapeForTerminal } from '../terminal-text.js';
 import { addDashboardFlags } from './dashboard-flags.js';
-import { addDiscoveryFlags } from './discovery-flags.js';
+import { addDiscoveryFlags, addSecretFlag } from './discovery-flags.js';
 import { runDemoCommand } from './commands/demo.js';
 import { runGetCommand } from './commands/get.js';
 import { runListCommand } from './commands/list.js';
@@ -71,7 +71,9 @@ export function buildProgram(): Command {
     .command('tracker')
     .description('run a tracker: the catalog of shared files and of which peer holds which chunk')
     .option('--host <host>', 'address to listen on', DEFAULT_HOST)
-    .option('--port <port>', 'port to listen on (0: any free port)', portOption, DEFAULT_TRACKER_PORT);
+    .option('--port <port>', 'port to listen on (0: any free port)', portOption, DEFAULT_TRACKER_PORT)
+    .option('--state <dir>', 'folder of the tracker identity (default: ~/.local/state/swarmshare/tracker)');
+  addSecretFlag(tracker);
   addDashboardFlags(tracker)
     .option('--log <file>', 'also write the structured log to this file')
     .addOption(

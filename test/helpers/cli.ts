@@ -1,10 +1,21 @@
 /** Runs the real command line in child processes, as a user would. */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
 import { waitFor } from './wait.js';
 
 export const BIN = fileURLToPath(new URL('../../../bin/swarmshare.js', import.meta.url));
+
+/**
+ * The environment of every command run here: trackers keep their identity under XDG_STATE_HOME,
+ * which points into a folder of this test process, never the user's own.
+ */
+const STATE_HOME = fs.mkdtempSync(path.join(os.tmpdir(), 'swarmshare-test-state-'));
+process.on('exit', () => fs.rmSync(STATE_HOME, { recursive: true, force: true }));
+export const CLI_ENV: NodeJS.ProcessEnv = { ...process.env, FORCE_COLOR: '0', XDG_STATE_HOME: STATE_HOME };
 
 export interface CliResult {
   code: number | null;
@@ -21,7 +32,7 @@ export function runCli(
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
       cwd: options.cwd,
-      env: { ...process.env, FORCE_COLOR: '0' },
+      env: CLI_ENV,
     });
     let stdout = '';
     let stderr = '';
@@ -76,7 +87,7 @@ export class CliProcess {
 
 /** Starts a CLI process that is killed when the test ends. */
 export function startCli(t: TestContext, args: string[]): CliProcess {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, FORCE_COLOR: '0' } });
+  const child = spawn(process.execPath, [BIN, ...args], { env: CLI_ENV });
   const proc = new CliProcess(child);
   t.after(async () => {
     proc.kill('SIGKILL');

@@ -9,7 +9,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { Endpoint } from '../../address.js';
+import type { TrackerAddress } from '../../address.js';
 import { STATE_DIR_NAME } from '../../constants.js';
 import { SwarmError, errorCode, errorMessage, isErrorCode } from '../../errors.js';
 import { createLogger, silentLogger } from '../../log.js';
@@ -20,6 +20,8 @@ import { PARTIAL_DIR_NAME, hasPartial } from '../../storage/partial-file.js';
 import { TrackerClient } from '../../tracker/client.js';
 import { escapeForTerminal, jsonForTerminal } from '../../terminal-text.js';
 import { trackersFrom, type DiscoveryFlags } from '../discovery-flags.js';
+import { ephemeralCredentials } from '../../transport/credentials.js';
+import { loadSwarmKey, type SwarmKey } from '../../transport/swarm-secret.js';
 import { describeDownload, formatBytes } from '../format.js';
 import { DownloadProgressDisplay } from '../progress.js';
 
@@ -41,7 +43,8 @@ export async function runGetCommand(nameOrId: string, options: GetCommandOptions
     ? createLogger({ name: 'get', stderrLevel: 'silent', file: options.log })
     : silentLogger();
   const peers = options.peer ?? [];
-  const trackers = await reachableTrackers(trackersFrom(options), peers.length > 0);
+  const swarmKey = await loadSwarmKey(options.secret);
+  const trackers = await reachableTrackers(trackersFrom(options), peers.length > 0, swarmKey);
 
   await fs.mkdir(options.out, { recursive: true });
   const stateDir = path.join(options.out, STATE_DIR_NAME);
@@ -53,6 +56,7 @@ export async function runGetCommand(nameOrId: string, options: GetCommandOptions
     host: options.host,
     shareOnStart: false,
     ephemeralIdentity: true,
+    swarmKey,
     name: 'get',
     uploadLimit: options.uploadLimit,
     downloadLimit: options.downloadLimit,
@@ -187,10 +191,20 @@ function watchSignals(): { race: <T>(promise: Promise<T>) => Promise<T>; dispose
  * instead of being retried in the background. With known peers to fall back on, an unreachable
  * tracker is only a warning.
  */
-async function reachableTrackers(trackers: Endpoint[], havePeers: boolean): Promise<Endpoint[]> {
+async function reachableTrackers(
+  trackers: TrackerAddress[],
+  havePeers: boolean,
+  swarmKey: SwarmKey | null,
+): Promise<TrackerAddress[]> {
+  const credentials = await ephemeralCredentials(swarmKey);
   const probes = await Promise.allSettled(
     trackers.map(async (tracker) => {
-      const client = await TrackerClient.connect({ host: tracker.host, port: tracker.port });
+      const client = await TrackerClient.connect({
+        host: tracker.host,
+        port: tracker.port,
+        trackerId: tracker.trackerId,
+        credentials,
+      });
       client.close();
       return tracker;
     }),

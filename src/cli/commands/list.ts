@@ -2,11 +2,12 @@
  * `swarmshare list`: prints what the trackers and known peers offer, as a table or as JSON.
  * A one-shot client: it registers nowhere and serves nothing.
  */
-import { randomBytes } from 'node:crypto';
 import { formatEndpoint } from '../../address.js';
 import { MAX_LIST_RESULTS, TRACKER_READY_TIMEOUT_MS } from '../../constants.js';
 import { mergeCatalogs } from '../../discovery/discovery.js';
 import { PeerMesh } from '../../discovery/mesh.js';
+import { ephemeralCredentials } from '../../transport/credentials.js';
+import { loadSwarmKey } from '../../transport/swarm-secret.js';
 import { SwarmError, errorMessage } from '../../errors.js';
 import { fileIdHex } from '../../storage/manifest.js';
 import { TrackerClient } from '../../tracker/client.js';
@@ -23,10 +24,16 @@ export async function runListCommand(text: string | undefined, options: ListComm
   const query = text ?? '';
   const catalogs: FileSummary[][] = [];
   const failures: Error[] = [];
+  const credentials = await ephemeralCredentials(await loadSwarmKey(options.secret));
   await Promise.all([
     ...trackersFrom(options).map(async (tracker) => {
       try {
-        const client = await TrackerClient.connect({ host: tracker.host, port: tracker.port });
+        const client = await TrackerClient.connect({
+          host: tracker.host,
+          port: tracker.port,
+          trackerId: tracker.trackerId,
+          credentials,
+        });
         try {
           catalogs.push((await client.list(query, MAX_LIST_RESULTS)).files);
         } finally {
@@ -38,7 +45,7 @@ export async function runListCommand(text: string | undefined, options: ListComm
     }),
     (async () => {
       if (!options.peer?.length) return;
-      const mesh = new PeerMesh({ self: { peerId: randomBytes(32), name: 'list', port: 0 } });
+      const mesh = new PeerMesh({ credentials, self: { peerId: credentials.peerId, name: 'list', port: 0 } });
       try {
         for (const peer of options.peer) mesh.addHost(peer, 'static');
         await mesh.settled(TRACKER_READY_TIMEOUT_MS);

@@ -7,6 +7,7 @@ import { PeerNode } from '../../peer/peer-node.js';
 import { escapeForTerminal } from '../../terminal-text.js';
 import { dashboardBanner, dashboardOptions, type DashboardFlags } from '../dashboard-flags.js';
 import { trackersFrom, type DiscoveryFlags } from '../discovery-flags.js';
+import { loadSwarmKey } from '../../transport/swarm-secret.js';
 import { EXIT_FAILED } from '../exit-codes.js';
 import { plural } from '../format.js';
 import { PeerShell } from '../shell.js';
@@ -29,8 +30,10 @@ export async function runPeerCommand(options: PeerCommandOptions): Promise<void>
     stderrLevel: 'warn',
     file: options.log ?? path.join(options.dir, STATE_DIR_NAME, 'peer.log'),
   });
+  const swarmKey = await loadSwarmKey(options.secret);
   const node = await PeerNode.start({
     dir: options.dir,
+    swarmKey,
     trackers: trackersFrom(options),
     peers: options.peer ?? [],
     hostsFile: options.hosts,

@@ -45,6 +45,14 @@ export const MAX_PEER_FRAME = MAX_CHUNK_SIZE + 4 * KiB;
 // ---- Tracker limits ----------------------------------------------------------------------------
 export const MAX_TRACKER_PEERS = 10_000;
 export const MAX_FILES_PER_PEER = 100_000;
+/**
+ * Chunks of the files one peer holds at the tracker, added up over its files (each file counts all
+ * its chunks, held or not: that is the size of the bitfield the tracker keeps for it). Bitfields are
+ * per peer where manifests are shared, so this is what bounds the tracker's bitfield memory: 2^20
+ * chunks is 128 KiB per peer (twice that with the copies LOCATE hands out), 1.2 GiB at most for
+ * MAX_TRACKER_PEERS. An honest peer reaches it with 256 files of 1 GiB or 4 TiB of 16 GiB files.
+ */
+export const MAX_CHUNKS_PER_PEER = 1 << 20;
 export const MAX_TRACKER_FILES = 1_000_000;
 export const MAX_NAMES_PER_FILE = 16;
 export const MAX_ANNOUNCE_BATCH = 256;
@@ -53,13 +61,54 @@ export const MAX_LIST_RESULTS = 1000;
 export const MAX_LOCATE_PEERS = 200;
 /** Requests a peer may have outstanding on its tracker session; more is a protocol violation. */
 export const MAX_TRACKER_REQUESTS_IN_FLIGHT = 64;
+/**
+ * Requests one tracker session may send per second, sustained, and in a burst (a token bucket that
+ * starts full); beyond, requests are answered ERR_RATE_LIMITED without being handled. Honest peers
+ * stay far below: a peer's HAVEs are coalesced with one in flight, it LOCATEs each download every
+ * RELOCATE_INTERVAL_MS and pings every HEARTBEAT_INTERVAL_MS; reconnecting, it re-announces up to
+ * MAX_FILES_PER_PEER files in batches of MAX_ANNOUNCE_BATCH (391 requests), within the burst. The
+ * tracker load benchmark's sessions send 2048 HAVE at full speed each (about 1000 per second each,
+ * 100 sessions), also within the burst. A flood beyond costs the tracker a decode and a small reply
+ * per request, and no memory: at most MAX_TRACKER_REQUESTS_IN_FLIGHT wait.
+ */
+export const TRACKER_REQUESTS_PER_SECOND = 1_000;
+export const TRACKER_REQUEST_BURST = 5_000;
+/** A peer's chunk report (HAVE) refused with ERR_RATE_LIMITED is sent again this much later, not lost. */
+export const RATE_LIMITED_RETRY_MS = 1_000;
+/**
+ * REGISTER requests one tracker session may send (each costs a store operation, and a refused one
+ * can be tried again under another id). The tracker link registers once per session; a session that
+ * is refused (its peer id still registered on a session not yet expired) is closed and a new one
+ * opened. Beyond, REGISTER is refused with ERR_LIMIT. A peer id has at most one session at a time
+ * (ERR_DUPLICATE_PEER).
+ */
+export const MAX_REGISTER_ATTEMPTS_PER_SESSION = 8;
 
 // ---- Timeouts (milliseconds) -------------------------------------------------------------------
+/** A connection must complete the handshake (its first frame: HELLO) within this time. */
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
+/**
+ * A frame a server is receiving must keep arriving at MIN_FRAME_BYTES_PER_SECOND on average, checked
+ * every FRAME_TIMEOUT_MS from its first byte: a small frame must be complete within about
+ * FRAME_TIMEOUT_MS, a large one may take as long as its length at that rate. Any byte keeps an idle
+ * timer alive, so without this a peer trickling a byte at a time (a slow-loris) would hold its
+ * connection, and whatever the frame reserved, for ever. 4 KiB/s is a dial-up modem's rate; a 4 MiB
+ * tracker frame may take 17 minutes at it. Time in which the server itself is not reading
+ * (backpressure) does not count against the sender.
+ */
+export const FRAME_TIMEOUT_MS = 10_000;
+export const MIN_FRAME_BYTES_PER_SECOND = 4 * KiB;
 /** Peers ping the tracker this often; the tracker drops a peer silent for PEER_EXPIRY_MS. */
 export const HEARTBEAT_INTERVAL_MS = 10_000;
 export const PEER_EXPIRY_MS = 30_000;
+/** A tracker client gives up on a request not answered within this time (and closes the session). */
 export const TRACKER_REQUEST_TIMEOUT_MS = 15_000;
+/**
+ * The tracker closes a session whose request it has been handling for this long (a store that does
+ * not answer): its client gave up on it at TRACKER_REQUEST_TIMEOUT_MS and reconnects anyway, and
+ * the session's queue would otherwise wait behind it for ever.
+ */
+export const TRACKER_HANDLING_TIMEOUT_MS = 20_000;
 /** How long a command waits for a tracker session before reporting it unreachable. */
 export const TRACKER_READY_TIMEOUT_MS = 10_000;
 /** A chunk request that has not completed in this time is given to another source. */
@@ -89,9 +138,19 @@ export const MAX_WRITE_QUEUE_BYTES = 16 * MiB;
 export const RANDOM_FIRST_CHUNKS = 4;
 /** Availability learned from HAVE messages re-sorts the rarest-first order at most this often. */
 export const AVAILABILITY_REFRESH_MS = 500;
-/** Chunk requests a serving peer accepts in flight on one connection. */
+/** Chunk requests a serving peer accepts in flight on one connection; more is a protocol violation. */
 export const MAX_SERVED_REQUESTS_PER_CONNECTION = 32;
+/** Connections a chunk server holds at once (download, mesh and one-shot clients); more are closed on arrival. */
 export const MAX_PEER_CONNECTIONS = 256;
+/**
+ * Connections a chunk server holds at once from one address (an IPv6 /64 counts as one address).
+ * Generous, since peers behind one NAT share an address, and a peer may hold a download connection
+ * and a mesh connection to the same seeder: 16 peers on one host use 32 at most. A quarter of
+ * MAX_PEER_CONNECTIONS: one address cannot take every slot.
+ */
+export const MAX_PEER_CONNECTIONS_PER_ADDRESS = 64;
+/** Largest frame a chunk server accepts: clients send only the handshake, INFO, REQUEST, CANCEL and GET_MANIFEST. */
+export const MAX_PEER_CLIENT_FRAME = 1024;
 /** Sources one download talks to at once. */
 export const MAX_SOURCES_PER_DOWNLOAD = 32;
 /** A source whose chunks fail verification this many times is dropped from the download. */
@@ -108,6 +167,12 @@ export const STATE_DIR_NAME = '.swarmshare';
 // ---- Tracker sessions (appended by the tracker) --------------------------------------------------
 /** Open tracker connections, registered or not: every peer plus room for one-shot clients (list, get). */
 export const MAX_TRACKER_SESSIONS = MAX_TRACKER_PEERS + 1_000;
+/**
+ * Open tracker connections from one address (an IPv6 /64 counts as one). Many honest peers may share
+ * an address behind a NAT, and the tracker load benchmark runs 101 sessions from 127.0.0.1; one
+ * address still cannot take more than a twentieth of MAX_TRACKER_SESSIONS.
+ */
+export const MAX_TRACKER_SESSIONS_PER_ADDRESS = 512;
 
 // ---- Peer discovery: peer exchange and the mesh (appended by the mesh) ---------------------------
 /** Files one OFFERS message lists at most; a peer sharing more offers the first ones. */

@@ -8,6 +8,10 @@
  * the options supply it; later it pushes OFFERS when what it holds changes (broadcastOffers), HAVE
  * for each chunk it verifies (broadcastHave), and PEERS every pexIntervalMs.
  *
+ * Connections are bounded in all and per remote address (a ConnectionGate, asked before anything else
+ * is done for a socket); a client must say HELLO within the handshake deadline, complete each frame it
+ * starts at a minimum rate (the frame deadline, against slow-lorises), and not idle for idleTimeoutMs.
+ *
  * Memory stays bounded, whether or not clients read what they asked for. A connection may have
  * MAX_SERVED_REQUESTS_PER_CONNECTION requests in flight (more is a protocol violation); at most
  * READS_PER_CONNECTION of its chunks are read (or being read) and not yet flushed to the kernel, and
@@ -21,15 +25,20 @@
  * Upload slots (src/peer/choker.ts): chunks go to uploadSlots connections at a time, plus one
  * optimistic slot. A connection without one is sent CHOKE, and its chunk requests, queued and new,
  * are answered with REJECT ERR_CHOKED (never dropped: the client's requests settle at once) until it
- * is sent UNCHOKE. Manifests and discovery frames are not subject to slots.
+ * is sent UNCHOKE. A request for a file we do not hold (as the manifest option tells) is answered
+ * REJECT ERR_UNKNOWN_FILE at once and does not compete for a slot: junk requests cannot take slots
+ * from clients we can serve. Manifests and discovery frames are not subject to slots.
  */
 import net, { type AddressInfo } from 'node:net';
 import type { Endpoint } from '../address.js';
 import {
   DEFAULT_HOST,
+  FRAME_TIMEOUT_MS,
   MAX_CHUNK_SIZE,
   MAX_HOST_BYTES,
+  MAX_PEER_CLIENT_FRAME,
   MAX_PEER_CONNECTIONS,
+  MAX_PEER_CONNECTIONS_PER_ADDRESS,
   MAX_PEX_PEERS,
   MAX_SERVED_REQUESTS_PER_CONNECTION,
   OFFERS_DEBOUNCE_MS,
@@ -48,6 +57,7 @@ import { readFileChunk, type SharedFile } from '../storage/shared-folder.js';
 import { chunkCount, chunkLength, type Manifest } from '../storage/manifest.js';
 import { ProtocolError } from '../wire/codec.js';
 import { FramedConnection } from '../wire/connection.js';
+import { ConnectionGate } from '../wire/connection-gate.js';
 import { serverHandshake } from '../wire/handshake.js';
 import { Choker } from './choker.js';
 import type { RateLimiter } from './rate-limiter.js';
@@ -72,10 +82,14 @@ export interface ChunkServerOptions {
   logger?: Logger;
   /** Connections served at once; more are closed on arrival. Default MAX_PEER_CONNECTIONS. */
   maxConnections?: number;
+  /** Connections served at once from one address; more are closed on arrival. Default MAX_PEER_CONNECTIONS_PER_ADDRESS. */
+  maxConnectionsPerAddress?: number;
   /** Close a connection idle this long. Default PEER_IDLE_TIMEOUT_MS. */
   idleTimeoutMs?: number;
   /** Deadline for a client's HELLO. Default HANDSHAKE_TIMEOUT_MS. */
   handshakeTimeoutMs?: number;
+  /** The frame deadline (see FramedConnectionOptions.frameTimeoutMs). Default FRAME_TIMEOUT_MS. */
+  frameTimeoutMs?: number;
   /** Who we are, for INFO (its port is the one we listen on, known after listen()). */
   self?: { peerId: Buffer; name: string };
   /** What we hold now, complete and partial files, for OFFERS. */
@@ -143,8 +157,6 @@ export interface ChunkServerStats {
   choked: number;
 }
 
-/** Clients send only the handshake, INFO, REQUEST, CANCEL and GET_MANIFEST: all tiny. */
-const MAX_CLIENT_FRAME = 1024;
 /**
  * Chunks of one connection read (or being read) and whose PIECE is not yet flushed to the kernel;
  * further requests wait their turn.
@@ -170,9 +182,10 @@ export class ChunkServer {
   private readonly provider: ChunkProvider;
   private readonly options: ChunkServerOptions;
   private readonly logger: Logger;
-  private readonly maxConnections: number;
+  private readonly gate: ConnectionGate;
   private readonly idleTimeoutMs: number;
   private readonly handshakeTimeoutMs: number | undefined;
+  private readonly frameTimeoutMs: number;
   private readonly connections = new Set<FramedConnection>();
   /** Connections whose client introduced itself and was answered: they get OFFERS, HAVE and PEERS. */
   private readonly greeted = new Set<ServedConnection>();
@@ -203,9 +216,13 @@ export class ChunkServer {
     this.provider = options.provider;
     this.options = options;
     this.logger = options.logger ?? silentLogger();
-    this.maxConnections = options.maxConnections ?? MAX_PEER_CONNECTIONS;
+    this.gate = new ConnectionGate({
+      maxConnections: options.maxConnections ?? MAX_PEER_CONNECTIONS,
+      maxPerAddress: options.maxConnectionsPerAddress ?? MAX_PEER_CONNECTIONS_PER_ADDRESS,
+    });
     this.idleTimeoutMs = options.idleTimeoutMs ?? PEER_IDLE_TIMEOUT_MS;
     this.handshakeTimeoutMs = options.handshakeTimeoutMs;
+    this.frameTimeoutMs = options.frameTimeoutMs ?? FRAME_TIMEOUT_MS;
     this.budget = new SendBudget(options.maxUnflushedBytes ?? MAX_SERVER_UNFLUSHED_BYTES);
     const reciprocation = options.reciprocation;
     this.slots = new Choker<ServedConnection>({
@@ -302,23 +319,24 @@ export class ChunkServer {
   }
 
   private accept(socket: net.Socket): void {
-    if (this.connections.size >= this.maxConnections) {
-      this.logger.warn(
-        { remote: socket.remoteAddress, limit: this.maxConnections },
-        'too many peer connections',
-      );
+    const admission = this.gate.admit(socket.remoteAddress ?? '');
+    if (!admission.admitted) {
+      const { bound, limit } = admission;
+      this.logger.warn({ remote: socket.remoteAddress, bound, limit }, 'too many peer connections');
       socket.destroy();
       return;
     }
     const conn = new FramedConnection(socket, {
-      maxFrame: MAX_CLIENT_FRAME,
+      maxFrame: MAX_PEER_CLIENT_FRAME,
       idleTimeoutMs: this.idleTimeoutMs,
+      frameTimeoutMs: this.frameTimeoutMs,
     });
     const remote = `${conn.remoteAddress}:${conn.remotePort}`;
     this.connections.add(conn);
     this.counters.acceptedConnections++;
     conn.once('close', (reason) => {
       this.connections.delete(conn);
+      admission.release();
       if (reason && isMisbehaviour(reason)) {
         this.logger.warn({ remote, err: errorMessage(reason) }, 'peer connection closed: bad input');
       } else {
@@ -440,6 +458,16 @@ export class ChunkServer {
   /** PEERS to every client; one not draining its socket gets a fresh one once it does. */
   private broadcastPeers(): void {
     for (const session of this.greeted) session.sendPeers();
+  }
+
+  /** @internal False for a file we know we do not hold (with a manifest option to ask); else true. */
+  mayHold(fileId: Buffer): boolean {
+    if (!this.options.manifest) return true;
+    try {
+      return this.options.manifest(fileId) !== null;
+    } catch {
+      return true; // the provider will tell
+    }
   }
 
   /** @internal The manifest for GET_MANIFEST (null: not ours to give). */
@@ -743,6 +771,12 @@ class ServedConnection {
           cancelled: false,
           choked: false,
         };
+        // A file we do not hold is refused at once: asking for it does not compete for a slot, so
+        // requests for junk cannot take upload slots from clients we can serve.
+        if (!this.server.mayHold(msg.fileId)) {
+          this.reject(request, 'ERR_UNKNOWN_FILE', 'this peer does not hold that file');
+          return;
+        }
         // Asking makes it compete for a slot; without one (CHOKE already sent) it is refused at once.
         if (!this.server.slots.request(this)) {
           this.rejectChoked(request);

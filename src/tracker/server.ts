@@ -2,28 +2,38 @@
  * The tracker: an index server that peers keep one long-lived TCP session with. It knows which
  * live peer holds which chunks of which file, and answers searches and "who has this file".
  *
- * Connections are framed (MAX_TRACKER_FRAME), open with the handshake, and are bounded in number.
- * A peer that disconnects, or sends nothing for `expiryMs`, is removed with everything it held.
+ * Connections are bounded in number, in all and per remote address (a ConnectionGate, asked before
+ * anything else is done for a socket), framed (MAX_TRACKER_FRAME, a frame deadline against peers that
+ * trickle), and open with the handshake. A peer that disconnects, or sends nothing for `expiryMs`, is
+ * removed with everything it held; a session whose request is not handled within the handling timeout
+ * is closed (a sweep checks every session).
  * Requests waiting to be handled are bounded in bytes per session and across sessions (see
  * session.ts): beyond either budget, sessions are not read until their requests are handled.
  */
 import net from 'node:net';
 import {
   DEFAULT_HOST,
+  FRAME_TIMEOUT_MS,
   HANDSHAKE_TIMEOUT_MS,
   HEARTBEAT_INTERVAL_MS,
+  MAX_REGISTER_ATTEMPTS_PER_SESSION,
   MAX_SESSION_QUEUED_BYTES,
   MAX_TRACKER_FRAME,
   MAX_TRACKER_QUEUED_BYTES,
   MAX_TRACKER_SESSIONS,
+  MAX_TRACKER_SESSIONS_PER_ADDRESS,
   PEER_EXPIRY_MS,
+  TRACKER_HANDLING_TIMEOUT_MS,
   TRACKER_PROTOCOL,
+  TRACKER_REQUEST_BURST,
+  TRACKER_REQUESTS_PER_SECOND,
   TRACKER_VERSIONS,
 } from '../constants.js';
 import { SwarmError, errorCode, errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { Endpoint } from '../address.js';
 import { FramedConnection } from '../wire/connection.js';
+import { ConnectionGate } from '../wire/connection-gate.js';
 import { serverHandshake } from '../wire/handshake.js';
 import { TrackerActivity } from './activity.js';
 import { MemoryTrackerStore } from './memory-store.js';
@@ -40,8 +50,19 @@ export interface TrackerServerOptions {
   expiryMs?: number;
   /** A connection that has not completed the handshake in this time is closed. */
   handshakeTimeoutMs?: number;
-  /** Open connections allowed at once; more are closed on arrival. */
+  /** Open connections allowed at once; more are closed on arrival. Default MAX_TRACKER_SESSIONS. */
   maxSessions?: number;
+  /** Open connections allowed at once from one address. Default MAX_TRACKER_SESSIONS_PER_ADDRESS. */
+  maxSessionsPerAddress?: number;
+  /** The frame deadline (see FramedConnectionOptions.frameTimeoutMs). Default FRAME_TIMEOUT_MS. */
+  frameTimeoutMs?: number;
+  /** A session whose request is still being handled after this long is closed. Default TRACKER_HANDLING_TIMEOUT_MS. */
+  handlingTimeoutMs?: number;
+  /** Requests per second per session, sustained and in a burst. Defaults TRACKER_REQUESTS_PER_SECOND, TRACKER_REQUEST_BURST. */
+  requestsPerSecond?: number;
+  requestBurst?: number;
+  /** REGISTER requests one session may send. Default MAX_REGISTER_ATTEMPTS_PER_SESSION. */
+  maxRegisterAttempts?: number;
   /** Request bytes one session may have waiting before it is no longer read. */
   maxSessionQueuedBytes?: number;
   /** Request bytes all sessions may have waiting before those with any waiting are no longer read. */
@@ -70,8 +91,14 @@ export class TrackerServer {
   private readonly heartbeatMs: number;
   private readonly expiryMs: number;
   private readonly handshakeTimeoutMs: number;
-  private readonly maxSessions: number;
+  private readonly gate: ConnectionGate;
+  private readonly frameTimeoutMs: number;
+  private readonly handlingTimeoutMs: number;
+  private readonly handlingSweep: NodeJS.Timeout;
   private readonly maxSessionQueuedBytes: number;
+  private readonly requestsPerSecond: number;
+  private readonly requestBurst: number;
+  private readonly maxRegisterAttempts: number;
   private readonly budget: QueueBudget;
   private readonly server: net.Server;
   private readonly connections = new Set<FramedConnection>();
@@ -85,14 +112,31 @@ export class TrackerServer {
     this.heartbeatMs = options.heartbeatMs ?? HEARTBEAT_INTERVAL_MS;
     this.expiryMs = options.expiryMs ?? PEER_EXPIRY_MS;
     this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
-    this.maxSessions = options.maxSessions ?? MAX_TRACKER_SESSIONS;
+    this.gate = new ConnectionGate({
+      maxConnections: options.maxSessions ?? MAX_TRACKER_SESSIONS,
+      maxPerAddress: options.maxSessionsPerAddress ?? MAX_TRACKER_SESSIONS_PER_ADDRESS,
+    });
+    this.frameTimeoutMs = options.frameTimeoutMs ?? FRAME_TIMEOUT_MS;
+    this.handlingTimeoutMs = options.handlingTimeoutMs ?? TRACKER_HANDLING_TIMEOUT_MS;
     this.maxSessionQueuedBytes = options.maxSessionQueuedBytes ?? MAX_SESSION_QUEUED_BYTES;
+    this.requestsPerSecond = options.requestsPerSecond ?? TRACKER_REQUESTS_PER_SECOND;
+    this.requestBurst = options.requestBurst ?? TRACKER_REQUEST_BURST;
+    this.maxRegisterAttempts = options.maxRegisterAttempts ?? MAX_REGISTER_ATTEMPTS_PER_SESSION;
     this.budget = new QueueBudget(options.maxQueuedBytes ?? MAX_TRACKER_QUEUED_BYTES);
     if (this.heartbeatMs >= this.expiryMs) {
       throw new SwarmError('ERR_INVALID_ARGUMENT', 'heartbeatMs must be shorter than expiryMs');
     }
     this.server = net.createServer((socket) => this.onConnection(socket));
     this.server.on('error', (err) => this.logger.error({ err }, 'tracker server error'));
+    // One timer for every session's handling deadline, not one per request (the HAVE hot path).
+    this.handlingSweep = setInterval(
+      () => {
+        const now = performance.now();
+        for (const session of this.sessions) session.checkHandling(now, this.handlingTimeoutMs);
+      },
+      Math.min(1000, Math.max(10, this.handlingTimeoutMs / 4)),
+    );
+    this.handlingSweep.unref();
   }
 
   /** Starts accepting peers; port 0 picks a free port. Resolves with the address bound. */
@@ -138,6 +182,7 @@ export class TrackerServer {
   }
 
   private async shutdown(): Promise<void> {
+    clearInterval(this.handlingSweep);
     const stopped = new Promise<void>((resolve) => {
       if (!this.server.listening) return resolve();
       this.server.close(() => resolve());
@@ -150,20 +195,29 @@ export class TrackerServer {
   }
 
   private onConnection(socket: net.Socket): void {
-    const addr = `${(socket.remoteAddress ?? '').replace(/^::ffff:/, '')}:${socket.remotePort}`;
+    const remote = socket.remoteAddress ?? '';
+    const addr = `${remote.replace(/^::ffff:/, '')}:${socket.remotePort}`;
     if (this.closing) {
       socket.destroy();
       return;
     }
-    if (this.connections.size >= this.maxSessions) {
-      this.logger.warn({ addr, limit: this.maxSessions }, 'refusing a connection: too many sessions');
+    const admission = this.gate.admit(remote);
+    if (!admission.admitted) {
+      const { bound, limit } = admission;
+      this.logger.warn({ addr, bound, limit }, 'refusing a connection: too many sessions');
       this.activity.refused('connection', 'ERR_LIMIT');
       socket.destroy();
       return;
     }
-    const conn = new FramedConnection(socket, { maxFrame: MAX_TRACKER_FRAME });
+    const conn = new FramedConnection(socket, {
+      maxFrame: MAX_TRACKER_FRAME,
+      frameTimeoutMs: this.frameTimeoutMs,
+    });
     this.connections.add(conn);
-    conn.once('close', () => this.connections.delete(conn));
+    conn.once('close', () => {
+      this.connections.delete(conn);
+      admission.release();
+    });
     this.logger.debug({ addr }, 'connection opened');
     serverHandshake(conn, TRACKER_PROTOCOL, TRACKER_VERSIONS, this.handshakeTimeoutMs).then(
       (version) => {
@@ -177,6 +231,9 @@ export class TrackerServer {
           expiryMs: this.expiryMs,
           budget: this.budget,
           maxQueuedBytes: this.maxSessionQueuedBytes,
+          requestsPerSecond: this.requestsPerSecond,
+          requestBurst: this.requestBurst,
+          maxRegisterAttempts: this.maxRegisterAttempts,
         });
         this.sessions.add(session);
         void session.finished.then(() => this.sessions.delete(session));

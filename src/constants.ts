@@ -37,6 +37,11 @@ export const MAX_ERROR_MESSAGE_BYTES = 1024;
 export const MAX_ERROR_CODE_BYTES = 64;
 
 // ---- Frames ------------------------------------------------------------------------------------
+/**
+ * Frames a connection keeps between its handshake and the protocol taking over (the other side may
+ * already be talking): a few greetings, never a flood; more is a protocol violation.
+ */
+export const MAX_FRAMES_BEFORE_HANDSHAKE = 16;
 /** Tracker frames carry manifests and file lists; one manifest's hashes are at most 2 MiB. */
 export const MAX_TRACKER_FRAME = 4 * MiB;
 /** Peer frames carry one chunk at most, plus a small header. */
@@ -151,6 +156,25 @@ export const MAX_PEER_CONNECTIONS = 256;
 export const MAX_PEER_CONNECTIONS_PER_ADDRESS = 64;
 /** Largest frame a chunk server accepts: clients send only the handshake, INFO, REQUEST, CANCEL and GET_MANIFEST. */
 export const MAX_PEER_CLIENT_FRAME = 1024;
+/**
+ * Chunks of one connection that a chunk server reads (or is reading) and whose PIECE is not yet
+ * flushed to the kernel; the connection's further requests wait their turn. Enough to keep a fast
+ * client's pipe full; a client that stops reading holds at most this many chunks.
+ */
+export const SERVED_READS_PER_CONNECTION = 4;
+/** Chunks a chunk server reads from disk at once, across all connections. */
+export const SERVED_READS_PER_SERVER = 64;
+/**
+ * Bytes of chunks a chunk server has read (or is reading) and not yet flushed to the kernel, across
+ * all connections: 64 chunks of 4 MiB. A chunk whose length its manifest does not give counts as
+ * MAX_CHUNK_SIZE until it is read.
+ */
+export const MAX_SERVER_UNFLUSHED_BYTES = 256 * MiB;
+/**
+ * HAVE frames a chunk server keeps for a client that is not draining its socket; past this, it is
+ * sent fresh OFFERS instead once it drains (they include every chunk those HAVEs announced).
+ */
+export const MAX_DEFERRED_HAVES = 64;
 /** Sources one download talks to at once. */
 export const MAX_SOURCES_PER_DOWNLOAD = 32;
 /** A source whose chunks fail verification this many times is dropped from the download. */

@@ -14,13 +14,13 @@
  *
  * Memory stays bounded, whether or not clients read what they asked for. A connection may have
  * MAX_SERVED_REQUESTS_PER_CONNECTION requests in flight (more is a protocol violation); at most
- * READS_PER_CONNECTION of its chunks are read (or being read) and not yet flushed to the kernel, and
- * across all connections at most maxUnflushedBytes: a chunk holds its part of that budget from before
- * it is read until its PIECE has been handed to the kernel, or the connection is gone. Reading (and
- * sending a manifest) waits while the client is not draining its socket, and discovery frames for such
- * a client (OFFERS, HAVE, PEERS) are held back and coalesced until it does. A connection that has a
- * PIECE waiting and takes none of it for idleTimeoutMs is closed, whatever else it sends, so clients
- * that stop reading cannot keep the budget from others for long.
+ * SERVED_READS_PER_CONNECTION of its chunks are read (or being read) and not yet flushed to the
+ * kernel, and across all connections at most maxUnflushedBytes: a chunk holds its part of that
+ * budget from before it is read until its PIECE has been handed to the kernel, or the connection is
+ * gone. Reading (and sending a manifest) waits while the client is not draining its socket, and
+ * discovery frames for such a client (OFFERS, HAVE, PEERS) are held back and coalesced until it
+ * does. A connection that has a PIECE waiting and takes none of it for idleTimeoutMs is closed,
+ * whatever else it sends, so clients that stop reading cannot keep the budget from others for long.
  *
  * Upload slots (src/peer/choker.ts): chunks go to uploadSlots connections at a time, plus one
  * optimistic slot. A connection without one is sent CHOKE, and its chunk requests, queued and new,
@@ -40,13 +40,17 @@ import {
   MAX_PEER_CONNECTIONS,
   MAX_PEER_CONNECTIONS_PER_ADDRESS,
   MAX_PEX_PEERS,
+  MAX_DEFERRED_HAVES,
   MAX_SERVED_REQUESTS_PER_CONNECTION,
+  MAX_SERVER_UNFLUSHED_BYTES,
   OFFERS_DEBOUNCE_MS,
   OPTIMISTIC_UNCHOKE_INTERVAL_MS,
   PEER_IDLE_TIMEOUT_MS,
   PEER_PROTOCOL,
   PEER_VERSIONS,
   PEX_INTERVAL_MS,
+  SERVED_READS_PER_CONNECTION,
+  SERVED_READS_PER_SERVER,
   UNCHOKE_INTERVAL_MS,
   UPLOAD_INTEREST_MS,
   UPLOAD_SLOTS,
@@ -157,20 +161,6 @@ export interface ChunkServerStats {
   choked: number;
 }
 
-/**
- * Chunks of one connection read (or being read) and whose PIECE is not yet flushed to the kernel;
- * further requests wait their turn.
- */
-const READS_PER_CONNECTION = 4;
-/** Chunks read from disk at once across all connections. */
-const READS_PER_SERVER = 64;
-/** The default server-wide budget of unflushed chunk bytes (64 chunks of 4 MiB). */
-export const MAX_SERVER_UNFLUSHED_BYTES = 256 * 1024 * 1024;
-/**
- * HAVE frames kept for a client that is not draining its socket; past this, it is sent fresh OFFERS
- * instead once it drains (they include every chunk those HAVEs announced).
- */
-const MAX_DEFERRED_HAVES = 64;
 /** HAVEs to every client leave in batches this often (a few ms of delay against a write per HAVE). */
 const HAVE_BATCH_MS = 25;
 /** HAVEs in one batch at most; beyond, the batch becomes fresh OFFERS. */
@@ -189,7 +179,7 @@ export class ChunkServer {
   private readonly connections = new Set<FramedConnection>();
   /** Connections whose client introduced itself and was answered: they get OFFERS, HAVE and PEERS. */
   private readonly greeted = new Set<ServedConnection>();
-  private readonly diskReads = new Limiter(READS_PER_SERVER);
+  private readonly diskReads = new Limiter(SERVED_READS_PER_SERVER);
   private readonly budget: SendBudget;
   private server: net.Server | null = null;
   private listeningPort = 0;
@@ -843,7 +833,7 @@ class ServedConnection {
   }
 
   private pump(): void {
-    while (this.active.size < READS_PER_CONNECTION && this.waiting.length > 0 && !this.conn.isClosed) {
+    while (this.active.size < SERVED_READS_PER_CONNECTION && this.waiting.length > 0 && !this.conn.isClosed) {
       const request = this.waiting.shift()!;
       this.active.set(request.req, request);
       void this.serve(request).finally(() => {
@@ -908,7 +898,8 @@ class ServedConnection {
   /**
    * Writes a PIECE, its header and the chunk as read (not copied together), and resolves once the
    * kernel has taken all of it or the connection is gone: until then the chunk keeps its part of the
-   * server's budget, so a client that does not read holds at most READS_PER_CONNECTION chunks.
+   * server's budget, so a client that does not read holds at most SERVED_READS_PER_CONNECTION
+   * chunks.
    */
   private async sendPiece(request: Request, chunk: ReadChunk): Promise<void> {
     this.pieceWritten();

@@ -12,7 +12,7 @@
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
-import { MIN_FRAME_BYTES_PER_SECOND } from '../constants.js';
+import { MAX_FRAMES_BEFORE_HANDSHAKE, MIN_FRAME_BYTES_PER_SECOND } from '../constants.js';
 import { SwarmError } from '../errors.js';
 import { ProtocolError } from './codec.js';
 import { DirectFrameDecoder, FrameDecoder, frameHeader } from './framing.js';
@@ -22,9 +22,6 @@ import { DirectFrameDecoder, FrameDecoder, frameHeader } from './framing.js';
  * this is how far one read may overshoot the limit (a stream socket's reads are 64 KiB too).
  */
 const LIMITED_READ_BYTES = 64 * 1024;
-
-/** Frames kept while no handler is set (see holdFrames): a few greetings, never a flood. */
-const MAX_HELD_FRAMES = 16;
 
 export interface FramedConnectionOptions {
   maxFrame: number;
@@ -242,7 +239,7 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
   private dispatch(body: Buffer): void {
     if (this.closed) return;
     if (this.held) {
-      if (this.held.length >= MAX_HELD_FRAMES)
+      if (this.held.length >= MAX_FRAMES_BEFORE_HANDSHAKE)
         throw new ProtocolError('too many frames before the handshake completed');
       this.held.push(body);
       return;

@@ -48,7 +48,15 @@ export const MAX_TRACKER_FRAME = 4 * MiB;
 export const MAX_PEER_FRAME = MAX_CHUNK_SIZE + 4 * KiB;
 
 // ---- Tracker limits ----------------------------------------------------------------------------
+/**
+ * Peers registered at once on one tracker (REGISTER beyond: ERR_LIMIT). With the per-peer bounds
+ * below it bounds the tracker's memory; one process serves that many from one core.
+ */
 export const MAX_TRACKER_PEERS = 10_000;
+/**
+ * Files one peer may hold at the tracker, announced or registered by HAVE (ERR_LIMIT beyond); as many
+ * as a peer shares at most (MAX_SHARED_FILES).
+ */
 export const MAX_FILES_PER_PEER = 100_000;
 /**
  * Chunks of the files one peer holds at the tracker, added up over its files (each file counts all
@@ -58,11 +66,21 @@ export const MAX_FILES_PER_PEER = 100_000;
  * MAX_TRACKER_PEERS. An honest peer reaches it with 256 files of 1 GiB or 4 TiB of 16 GiB files.
  */
 export const MAX_CHUNKS_PER_PEER = 1 << 20;
+/** Files in a tracker's catalog (a new file beyond: ERR_LIMIT); LIST scans them all. */
 export const MAX_TRACKER_FILES = 1_000_000;
+/** Names one file id is listed under (the same content shared under other names); more are ignored. */
 export const MAX_NAMES_PER_FILE = 16;
+/** Manifests in one ANNOUNCE; a decoder refuses more (the client sends more in several). */
 export const MAX_ANNOUNCE_BATCH = 256;
+/** Chunk indices in one HAVE: TARGET_MAX_CHUNKS, a whole honest file at once; a decoder refuses more. */
 export const MAX_HAVE_BATCH = 4096;
+/** Files one LIST answers with at most (it still counts every match). */
 export const MAX_LIST_RESULTS = 1000;
+/**
+ * Holders one LOCATE names, those with the most chunks first: several times the sources a download
+ * uses (MAX_SOURCES_PER_DOWNLOAD), and with their bitfields (8 KiB at most each) and the manifest
+ * (2 MiB at most), a reply within MAX_TRACKER_FRAME.
+ */
 export const MAX_LOCATE_PEERS = 200;
 /** Requests a peer may have outstanding on its tracker session; more is a protocol violation. */
 export const MAX_TRACKER_REQUESTS_IN_FLIGHT = 64;
@@ -103,7 +121,10 @@ export const HANDSHAKE_TIMEOUT_MS = 10_000;
  */
 export const FRAME_TIMEOUT_MS = 10_000;
 export const MIN_FRAME_BYTES_PER_SECOND = 4 * KiB;
-/** Peers ping the tracker this often; the tracker drops a peer silent for PEER_EXPIRY_MS. */
+/**
+ * Peers ping the tracker this often; the tracker closes any session silent for PEER_EXPIRY_MS (its
+ * idle timeout, registered or not: any byte received counts) and drops its peer. Three heartbeats.
+ */
 export const HEARTBEAT_INTERVAL_MS = 10_000;
 export const PEER_EXPIRY_MS = 30_000;
 /** A tracker client gives up on a request not answered within this time (and closes the session). */
@@ -118,8 +139,14 @@ export const TRACKER_HANDLING_TIMEOUT_MS = 20_000;
 export const TRACKER_READY_TIMEOUT_MS = 10_000;
 /** A chunk request that has not completed in this time is given to another source. */
 export const CHUNK_REQUEST_TIMEOUT_MS = 20_000;
-/** A peer-to-peer connection with nothing to do for this long is closed. */
+/**
+ * A peer-to-peer connection with no bytes either way for this long is closed; a chunk server also
+ * closes a connection that has taken none of the PIECEs waiting for it for this long (so a client
+ * that asks and never reads holds its chunks this long at most). Two minutes: a mesh link is kept
+ * busy by PEERS every PEX_INTERVAL_MS, a download by its chunks.
+ */
 export const PEER_IDLE_TIMEOUT_MS = 120_000;
+/** Deadline for a TCP connection we open (and, separately, for its handshake). */
 export const CONNECT_TIMEOUT_MS = 5_000;
 /** Reconnect back-off towards the tracker: from the first value, doubling, up to the second. */
 export const RECONNECT_MIN_MS = 500;
@@ -183,6 +210,7 @@ export const MAX_BAD_CHUNKS_PER_SOURCE = 3;
 export const RELOCATE_INTERVAL_MS = 3_000;
 /** A download with no usable source for this long fails. */
 export const NO_SOURCE_TIMEOUT_MS = 30_000;
+/** Files one peer shares at most (its folder scanned, or shared one by one): ERR_LIMIT beyond. */
 export const MAX_SHARED_FILES = 100_000;
 
 /** Name of the state folder that a peer keeps inside its shared folder. */

@@ -132,8 +132,11 @@ export class Hostile {
       if (!this.isOpen) throw new Error('the connection closed before a frame arrived');
       if (Date.now() > deadline) throw new Error(`no frame within ${timeoutMs} ms`);
       await new Promise<void>((resolve) => {
-        this.wake = resolve;
-        setTimeout(resolve, 100);
+        const timer = setTimeout(resolve, 100);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
       });
     }
     return this.frames.shift()!;

@@ -172,7 +172,10 @@ export const RANDOM_FIRST_CHUNKS = 4;
 export const AVAILABILITY_REFRESH_MS = 500;
 /** Chunk requests a serving peer accepts in flight on one connection; more is a protocol violation. */
 export const MAX_SERVED_REQUESTS_PER_CONNECTION = 32;
-/** Connections a chunk server holds at once (download, mesh and one-shot clients); more are closed on arrival. */
+/**
+ * Connections a chunk server holds at once (download, mesh and one-shot clients); more are closed on
+ * arrival.
+ */
 export const MAX_PEER_CONNECTIONS = 256;
 /**
  * Connections a chunk server holds at once from one address (an IPv6 /64 counts as one address).
@@ -181,7 +184,10 @@ export const MAX_PEER_CONNECTIONS = 256;
  * MAX_PEER_CONNECTIONS: one address cannot take every slot.
  */
 export const MAX_PEER_CONNECTIONS_PER_ADDRESS = 64;
-/** Largest frame a chunk server accepts: clients send only the handshake, INFO, REQUEST, CANCEL and GET_MANIFEST. */
+/**
+ * Largest frame a chunk server accepts: clients send only the handshake, INFO, REQUEST, CANCEL and
+ * GET_MANIFEST.
+ */
 export const MAX_PEER_CLIENT_FRAME = 1024;
 /**
  * Chunks of one connection that a chunk server reads (or is reading) and whose PIECE is not yet

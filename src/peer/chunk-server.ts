@@ -86,7 +86,10 @@ export interface ChunkServerOptions {
   logger?: Logger;
   /** Connections served at once; more are closed on arrival. Default MAX_PEER_CONNECTIONS. */
   maxConnections?: number;
-  /** Connections served at once from one address; more are closed on arrival. Default MAX_PEER_CONNECTIONS_PER_ADDRESS. */
+  /**
+   * Connections served at once from one address; more are closed on arrival.
+   * Default MAX_PEER_CONNECTIONS_PER_ADDRESS.
+   */
   maxConnectionsPerAddress?: number;
   /** Close a connection idle this long. Default PEER_IDLE_TIMEOUT_MS. */
   idleTimeoutMs?: number;

@@ -56,9 +56,15 @@ export interface TrackerServerOptions {
   maxSessionsPerAddress?: number;
   /** The frame deadline (see FramedConnectionOptions.frameTimeoutMs). Default FRAME_TIMEOUT_MS. */
   frameTimeoutMs?: number;
-  /** A session whose request is still being handled after this long is closed. Default TRACKER_HANDLING_TIMEOUT_MS. */
+  /**
+   * A session whose request is still being handled after this long is closed.
+   * Default TRACKER_HANDLING_TIMEOUT_MS.
+   */
   handlingTimeoutMs?: number;
-  /** Requests per second per session, sustained and in a burst. Defaults TRACKER_REQUESTS_PER_SECOND, TRACKER_REQUEST_BURST. */
+  /**
+   * Requests per second per session, sustained and in a burst.
+   * Defaults TRACKER_REQUESTS_PER_SECOND, TRACKER_REQUEST_BURST.
+   */
   requestsPerSecond?: number;
   requestBurst?: number;
   /** REGISTER requests one session may send. Default MAX_REGISTER_ATTEMPTS_PER_SESSION. */

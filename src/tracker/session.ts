@@ -26,11 +26,12 @@
  * It keeps an honest manifest to at most TARGET_MAX_CHUNKS hashes up to 16 GiB; the store bounds
  * manifest bytes per peer and in all (ERR_LIMIT).
  *
- * Rate: each request but LEAVE takes a token from the session's RequestRate (TRACKER_REQUESTS_PER_SECOND,
- * TRACKER_REQUEST_BURST); one that finds none is kept as its request id alone and answered in turn
- * with ERR_RATE_LIMITED, unhandled. REGISTER may be tried MAX_REGISTER_ATTEMPTS_PER_SESSION times
- * (ERR_LIMIT beyond). A request still being handled after the handling timeout (a store that does not
- * answer) closes the session: the server checks every session's (checkHandling).
+ * Rate: each request but LEAVE takes a token from the session's RequestRate
+ * (TRACKER_REQUESTS_PER_SECOND, TRACKER_REQUEST_BURST); one that finds none is kept as its request
+ * id alone and answered in turn with ERR_RATE_LIMITED, unhandled. REGISTER may be tried
+ * MAX_REGISTER_ATTEMPTS_PER_SESSION times (ERR_LIMIT beyond). A request still being handled after the
+ * handling timeout (a store that does not answer) closes the session: the server's sweep checks
+ * every session (checkHandling).
  */
 import {
   MAX_ERROR_MESSAGE_BYTES,

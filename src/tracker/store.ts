@@ -12,12 +12,12 @@
  * - holdings belong to live peers only: every call that adds a holding refuses an unknown peer
  *   (ERR_NOT_REGISTERED), atomically with the addition, so a late request cannot resurrect a peer
  *   that was just removed;
- * - memory is bounded by count (peers, files per peer, chunks per peer, files, names per file) and by manifest bytes
- *   (the 32-byte chunk hashes): a file's manifest is stored and counted once per file id, however
- *   many peers hold it, and counted whole against each peer holding any of it (so a peer can make
- *   the tracker keep at most its own budget of manifests that nobody else holds); its bytes are
- *   given back when the holding goes and when the file leaves the catalog. Past a bound, the call
- *   that would add a file or a holding is refused with ERR_LIMIT and changes nothing;
+ * - memory is bounded by count (peers, files per peer, chunks per peer, files, names per file) and
+ *   by manifest bytes (the 32-byte chunk hashes): a file's manifest is stored and counted once per
+ *   file id, however many peers hold it, and counted whole against each peer holding any of it (so a
+ *   peer can make the tracker keep at most its own budget of manifests that nobody else holds); its
+ *   bytes are given back when the holding goes and when the file leaves the catalog. Past a bound,
+ *   the call that would add a file or a holding is refused with ERR_LIMIT and changes nothing;
  * - nothing returned aliases mutable internal state: the store never changes what it handed out.
  *   locate() results may share immutable data between callers (a popular file's hashes and
  *   bitfields are not copied for every request), so callers treat them as read-only.

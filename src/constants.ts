@@ -37,35 +37,116 @@ export const MAX_ERROR_MESSAGE_BYTES = 1024;
 export const MAX_ERROR_CODE_BYTES = 64;
 
 // ---- Frames ------------------------------------------------------------------------------------
+/**
+ * Frames a connection keeps between its handshake and the protocol taking over (the other side may
+ * already be talking): a few greetings, never a flood; more is a protocol violation.
+ */
+export const MAX_FRAMES_BEFORE_HANDSHAKE = 16;
 /** Tracker frames carry manifests and file lists; one manifest's hashes are at most 2 MiB. */
 export const MAX_TRACKER_FRAME = 4 * MiB;
 /** Peer frames carry one chunk at most, plus a small header. */
 export const MAX_PEER_FRAME = MAX_CHUNK_SIZE + 4 * KiB;
 
 // ---- Tracker limits ----------------------------------------------------------------------------
+/**
+ * Peers registered at once on one tracker (REGISTER beyond: ERR_LIMIT). With the per-peer bounds
+ * below it bounds the tracker's memory; one process serves that many from one core.
+ */
 export const MAX_TRACKER_PEERS = 10_000;
+/**
+ * Files one peer may hold at the tracker, announced or registered by HAVE (ERR_LIMIT beyond); as many
+ * as a peer shares at most (MAX_SHARED_FILES).
+ */
 export const MAX_FILES_PER_PEER = 100_000;
+/**
+ * Chunks of the files one peer holds at the tracker, added up over its files (each file counts all
+ * its chunks, held or not: that is the size of the bitfield the tracker keeps for it). Bitfields are
+ * per peer where manifests are shared, so this is what bounds the tracker's bitfield memory: 2^20
+ * chunks is 128 KiB per peer (twice that with the copies LOCATE hands out), 1.2 GiB at most for
+ * MAX_TRACKER_PEERS. An honest peer reaches it with 256 files of 1 GiB or 4 TiB of 16 GiB files.
+ */
+export const MAX_CHUNKS_PER_PEER = 1 << 20;
+/** Files in a tracker's catalog (a new file beyond: ERR_LIMIT); LIST scans them all. */
 export const MAX_TRACKER_FILES = 1_000_000;
+/** Names one file id is listed under (the same content shared under other names); more are ignored. */
 export const MAX_NAMES_PER_FILE = 16;
+/** Manifests in one ANNOUNCE; a decoder refuses more (the client sends more in several). */
 export const MAX_ANNOUNCE_BATCH = 256;
+/** Chunk indices in one HAVE: TARGET_MAX_CHUNKS, a whole honest file at once; a decoder refuses more. */
 export const MAX_HAVE_BATCH = 4096;
+/** Files one LIST answers with at most (it still counts every match). */
 export const MAX_LIST_RESULTS = 1000;
+/**
+ * Holders one LOCATE names, those with the most chunks first: several times the sources a download
+ * uses (MAX_SOURCES_PER_DOWNLOAD), and with their bitfields (8 KiB at most each) and the manifest
+ * (2 MiB at most), a reply within MAX_TRACKER_FRAME.
+ */
 export const MAX_LOCATE_PEERS = 200;
 /** Requests a peer may have outstanding on its tracker session; more is a protocol violation. */
 export const MAX_TRACKER_REQUESTS_IN_FLIGHT = 64;
+/**
+ * Requests one tracker session may send per second, sustained, and in a burst (a token bucket that
+ * starts full); beyond, requests are answered ERR_RATE_LIMITED without being handled. Honest peers
+ * stay far below: a peer's HAVEs are coalesced with one in flight, it LOCATEs each download every
+ * RELOCATE_INTERVAL_MS and pings every HEARTBEAT_INTERVAL_MS; reconnecting, it re-announces up to
+ * MAX_FILES_PER_PEER files in batches of MAX_ANNOUNCE_BATCH (391 requests), within the burst. The
+ * tracker load benchmark's sessions send 2048 HAVE at full speed each (about 1000 per second each,
+ * 100 sessions), also within the burst. A flood beyond costs the tracker a decode and a small reply
+ * per request, and no memory: at most MAX_TRACKER_REQUESTS_IN_FLIGHT wait.
+ */
+export const TRACKER_REQUESTS_PER_SECOND = 1_000;
+export const TRACKER_REQUEST_BURST = 5_000;
+/** A peer's chunk report (HAVE) refused with ERR_RATE_LIMITED is sent again this much later, not lost. */
+export const RATE_LIMITED_RETRY_MS = 1_000;
+/**
+ * REGISTER requests one tracker session may send (each costs a store operation, and a refused one
+ * can be tried again under another id). The tracker link registers once per session; a session that
+ * is refused (its peer id still registered on a session not yet expired) is closed and a new one
+ * opened. Beyond, REGISTER is refused with ERR_LIMIT. A peer id has at most one session at a time
+ * (ERR_DUPLICATE_PEER).
+ */
+export const MAX_REGISTER_ATTEMPTS_PER_SESSION = 8;
 
 // ---- Timeouts (milliseconds) -------------------------------------------------------------------
+/** A connection must complete the handshake (its first frame: HELLO) within this time. */
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
-/** Peers ping the tracker this often; the tracker drops a peer silent for PEER_EXPIRY_MS. */
+/**
+ * A frame a server is receiving must keep arriving at MIN_FRAME_BYTES_PER_SECOND on average, checked
+ * every FRAME_TIMEOUT_MS from its first byte: a small frame must be complete within about
+ * FRAME_TIMEOUT_MS, a large one may take as long as its length at that rate. Any byte keeps an idle
+ * timer alive, so without this a peer trickling a byte at a time (a slow-loris) would hold its
+ * connection, and whatever the frame reserved, for ever. 4 KiB/s is a dial-up modem's rate; a 4 MiB
+ * tracker frame may take 17 minutes at it. Time in which the server itself is not reading
+ * (backpressure) does not count against the sender.
+ */
+export const FRAME_TIMEOUT_MS = 10_000;
+export const MIN_FRAME_BYTES_PER_SECOND = 4 * KiB;
+/**
+ * Peers ping the tracker this often; the tracker closes any session silent for PEER_EXPIRY_MS (its
+ * idle timeout, registered or not: any byte received counts) and drops its peer. Three heartbeats.
+ */
 export const HEARTBEAT_INTERVAL_MS = 10_000;
 export const PEER_EXPIRY_MS = 30_000;
+/** A tracker client gives up on a request not answered within this time (and closes the session). */
 export const TRACKER_REQUEST_TIMEOUT_MS = 15_000;
+/**
+ * The tracker closes a session whose request it has been handling for this long (a store that does
+ * not answer): its client gave up on it at TRACKER_REQUEST_TIMEOUT_MS and reconnects anyway, and
+ * the session's queue would otherwise wait behind it for ever.
+ */
+export const TRACKER_HANDLING_TIMEOUT_MS = 20_000;
 /** How long a command waits for a tracker session before reporting it unreachable. */
 export const TRACKER_READY_TIMEOUT_MS = 10_000;
 /** A chunk request that has not completed in this time is given to another source. */
 export const CHUNK_REQUEST_TIMEOUT_MS = 20_000;
-/** A peer-to-peer connection with nothing to do for this long is closed. */
+/**
+ * A peer-to-peer connection with no bytes either way for this long is closed; a chunk server also
+ * closes a connection that has taken none of the PIECEs waiting for it for this long (so a client
+ * that asks and never reads holds its chunks this long at most). Two minutes: a mesh link is kept
+ * busy by PEERS every PEX_INTERVAL_MS, a download by its chunks.
+ */
 export const PEER_IDLE_TIMEOUT_MS = 120_000;
+/** Deadline for a TCP connection we open (and, separately, for its handshake). */
 export const CONNECT_TIMEOUT_MS = 5_000;
 /** Reconnect back-off towards the tracker: from the first value, doubling, up to the second. */
 export const RECONNECT_MIN_MS = 500;
@@ -89,9 +170,44 @@ export const MAX_WRITE_QUEUE_BYTES = 16 * MiB;
 export const RANDOM_FIRST_CHUNKS = 4;
 /** Availability learned from HAVE messages re-sorts the rarest-first order at most this often. */
 export const AVAILABILITY_REFRESH_MS = 500;
-/** Chunk requests a serving peer accepts in flight on one connection. */
+/** Chunk requests a serving peer accepts in flight on one connection; more is a protocol violation. */
 export const MAX_SERVED_REQUESTS_PER_CONNECTION = 32;
+/**
+ * Connections a chunk server holds at once (download, mesh and one-shot clients); more are closed on
+ * arrival.
+ */
 export const MAX_PEER_CONNECTIONS = 256;
+/**
+ * Connections a chunk server holds at once from one address (an IPv6 /64 counts as one address).
+ * Generous, since peers behind one NAT share an address, and a peer may hold a download connection
+ * and a mesh connection to the same seeder: 16 peers on one host use 32 at most. A quarter of
+ * MAX_PEER_CONNECTIONS: one address cannot take every slot.
+ */
+export const MAX_PEER_CONNECTIONS_PER_ADDRESS = 64;
+/**
+ * Largest frame a chunk server accepts: clients send only the handshake, INFO, REQUEST, CANCEL and
+ * GET_MANIFEST.
+ */
+export const MAX_PEER_CLIENT_FRAME = 1024;
+/**
+ * Chunks of one connection that a chunk server reads (or is reading) and whose PIECE is not yet
+ * flushed to the kernel; the connection's further requests wait their turn. Enough to keep a fast
+ * client's pipe full; a client that stops reading holds at most this many chunks.
+ */
+export const SERVED_READS_PER_CONNECTION = 4;
+/** Chunks a chunk server reads from disk at once, across all connections. */
+export const SERVED_READS_PER_SERVER = 64;
+/**
+ * Bytes of chunks a chunk server has read (or is reading) and not yet flushed to the kernel, across
+ * all connections: 64 chunks of 4 MiB. A chunk whose length its manifest does not give counts as
+ * MAX_CHUNK_SIZE until it is read.
+ */
+export const MAX_SERVER_UNFLUSHED_BYTES = 256 * MiB;
+/**
+ * HAVE frames a chunk server keeps for a client that is not draining its socket; past this, it is
+ * sent fresh OFFERS instead once it drains (they include every chunk those HAVEs announced).
+ */
+export const MAX_DEFERRED_HAVES = 64;
 /** Sources one download talks to at once. */
 export const MAX_SOURCES_PER_DOWNLOAD = 32;
 /** A source whose chunks fail verification this many times is dropped from the download. */
@@ -100,6 +216,7 @@ export const MAX_BAD_CHUNKS_PER_SOURCE = 3;
 export const RELOCATE_INTERVAL_MS = 3_000;
 /** A download with no usable source for this long fails. */
 export const NO_SOURCE_TIMEOUT_MS = 30_000;
+/** Files one peer shares at most (its folder scanned, or shared one by one): ERR_LIMIT beyond. */
 export const MAX_SHARED_FILES = 100_000;
 
 /** Name of the state folder that a peer keeps inside its shared folder. */
@@ -108,6 +225,12 @@ export const STATE_DIR_NAME = '.swarmshare';
 // ---- Tracker sessions (appended by the tracker) --------------------------------------------------
 /** Open tracker connections, registered or not: every peer plus room for one-shot clients (list, get). */
 export const MAX_TRACKER_SESSIONS = MAX_TRACKER_PEERS + 1_000;
+/**
+ * Open tracker connections from one address (an IPv6 /64 counts as one). Many honest peers may share
+ * an address behind a NAT, and the tracker load benchmark runs 101 sessions from 127.0.0.1; one
+ * address still cannot take more than a twentieth of MAX_TRACKER_SESSIONS.
+ */
+export const MAX_TRACKER_SESSIONS_PER_ADDRESS = 512;
 
 // ---- Peer discovery: peer exchange and the mesh (appended by the mesh) ---------------------------
 /** Files one OFFERS message lists at most; a peer sharing more offers the first ones. */

@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'ERR_UNKNOWN_CHUNK'
   | 'ERR_CHOKED' // a chunk request refused for now (no upload slot): not "does not have it"
   | 'ERR_LIMIT'
+  | 'ERR_RATE_LIMITED' // too many requests lately: the same request may succeed a little later
   | 'ERR_TIMEOUT'
   | 'ERR_CLOSED'
   | 'ERR_IN_PROGRESS' // the same file is already being downloaded

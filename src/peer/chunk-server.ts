@@ -8,20 +8,26 @@
  * the options supply it; later it pushes OFFERS when what it holds changes (broadcastOffers), HAVE
  * for each chunk it verifies (broadcastHave), and PEERS every pexIntervalMs.
  *
+ * Connections are bounded in all and per remote address (a ConnectionGate, asked before anything else
+ * is done for a socket); a client must say HELLO within the handshake deadline, complete each frame it
+ * starts at a minimum rate (the frame deadline, against slow-lorises), and not idle for idleTimeoutMs.
+ *
  * Memory stays bounded, whether or not clients read what they asked for. A connection may have
  * MAX_SERVED_REQUESTS_PER_CONNECTION requests in flight (more is a protocol violation); at most
- * READS_PER_CONNECTION of its chunks are read (or being read) and not yet flushed to the kernel, and
- * across all connections at most maxUnflushedBytes: a chunk holds its part of that budget from before
- * it is read until its PIECE has been handed to the kernel, or the connection is gone. Reading (and
- * sending a manifest) waits while the client is not draining its socket, and discovery frames for such
- * a client (OFFERS, HAVE, PEERS) are held back and coalesced until it does. A connection that has a
- * PIECE waiting and takes none of it for idleTimeoutMs is closed, whatever else it sends, so clients
- * that stop reading cannot keep the budget from others for long.
+ * SERVED_READS_PER_CONNECTION of its chunks are read (or being read) and not yet flushed to the
+ * kernel, and across all connections at most maxUnflushedBytes: a chunk holds its part of that
+ * budget from before it is read until its PIECE has been handed to the kernel, or the connection is
+ * gone. Reading (and sending a manifest) waits while the client is not draining its socket, and
+ * discovery frames for such a client (OFFERS, HAVE, PEERS) are held back and coalesced until it
+ * does. A connection that has a PIECE waiting and takes none of it for idleTimeoutMs is closed,
+ * whatever else it sends, so clients that stop reading cannot keep the budget from others for long.
  *
  * Upload slots (src/peer/choker.ts): chunks go to uploadSlots connections at a time, plus one
  * optimistic slot. A connection without one is sent CHOKE, and its chunk requests, queued and new,
  * are answered with REJECT ERR_CHOKED (never dropped: the client's requests settle at once) until it
- * is sent UNCHOKE. Manifests and discovery frames are not subject to slots.
+ * is sent UNCHOKE. A request for a file we do not hold (as the manifest option tells) is answered
+ * REJECT ERR_UNKNOWN_FILE at once and does not compete for a slot: junk requests cannot take slots
+ * from clients we can serve. Manifests and discovery frames are not subject to slots.
  */
 import type net from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -29,18 +35,25 @@ import type tls from 'node:tls';
 import type { Endpoint } from '../address.js';
 import {
   DEFAULT_HOST,
+  FRAME_TIMEOUT_MS,
   HANDSHAKE_TIMEOUT_MS,
   MAX_CHUNK_SIZE,
   MAX_HOST_BYTES,
+  MAX_PEER_CLIENT_FRAME,
   MAX_PEER_CONNECTIONS,
+  MAX_PEER_CONNECTIONS_PER_ADDRESS,
   MAX_PEX_PEERS,
+  MAX_DEFERRED_HAVES,
   MAX_SERVED_REQUESTS_PER_CONNECTION,
+  MAX_SERVER_UNFLUSHED_BYTES,
   OFFERS_DEBOUNCE_MS,
   OPTIMISTIC_UNCHOKE_INTERVAL_MS,
   PEER_IDLE_TIMEOUT_MS,
   PEER_PROTOCOL,
   PEER_VERSIONS,
   PEX_INTERVAL_MS,
+  SERVED_READS_PER_CONNECTION,
+  SERVED_READS_PER_SERVER,
   UNCHOKE_INTERVAL_MS,
   UPLOAD_INTEREST_MS,
   UPLOAD_SLOTS,
@@ -51,6 +64,7 @@ import { readFileChunk, type SharedFile } from '../storage/shared-folder.js';
 import { chunkCount, chunkLength, type Manifest } from '../storage/manifest.js';
 import { ProtocolError } from '../wire/codec.js';
 import { FramedConnection } from '../wire/connection.js';
+import { ConnectionGate } from '../wire/connection-gate.js';
 import { serverHandshake } from '../wire/handshake.js';
 import { ephemeralCredentials, type Credentials } from '../transport/credentials.js';
 import { createSecureServer } from '../transport/tls.js';
@@ -77,10 +91,17 @@ export interface ChunkServerOptions {
   logger?: Logger;
   /** Connections served at once; more are closed on arrival. Default MAX_PEER_CONNECTIONS. */
   maxConnections?: number;
+  /**
+   * Connections served at once from one address; more are closed on arrival.
+   * Default MAX_PEER_CONNECTIONS_PER_ADDRESS.
+   */
+  maxConnectionsPerAddress?: number;
   /** Close a connection idle this long. Default PEER_IDLE_TIMEOUT_MS. */
   idleTimeoutMs?: number;
   /** Deadline for a client's HELLO. Default HANDSHAKE_TIMEOUT_MS. */
   handshakeTimeoutMs?: number;
+  /** The frame deadline (see FramedConnectionOptions.frameTimeoutMs). Default FRAME_TIMEOUT_MS. */
+  frameTimeoutMs?: number;
   /** Our identity for TLS (and swarm key, in a private swarm); a throw-away one if not given. */
   credentials?: Credentials;
   /** How we introduce ourselves in INFO (its port is the one we listen on, known after listen()). */
@@ -133,7 +154,7 @@ export interface ChunkServerStats {
   rejectedRequests: number;
   /** Requests cancelled by the client before their PIECE was sent. */
   cancelledRequests: number;
-  /** Connections open now. */
+  /** Connections open now, including those still in the TLS handshake. */
   connections: number;
   /** Connections accepted since the server started. */
   acceptedConnections: number;
@@ -150,22 +171,6 @@ export interface ChunkServerStats {
   choked: number;
 }
 
-/** Clients send only the handshake, INFO, REQUEST, CANCEL and GET_MANIFEST: all tiny. */
-const MAX_CLIENT_FRAME = 1024;
-/**
- * Chunks of one connection read (or being read) and whose PIECE is not yet flushed to the kernel;
- * further requests wait their turn.
- */
-const READS_PER_CONNECTION = 4;
-/** Chunks read from disk at once across all connections. */
-const READS_PER_SERVER = 64;
-/** The default server-wide budget of unflushed chunk bytes (64 chunks of 4 MiB). */
-export const MAX_SERVER_UNFLUSHED_BYTES = 256 * 1024 * 1024;
-/**
- * HAVE frames kept for a client that is not draining its socket; past this, it is sent fresh OFFERS
- * instead once it drains (they include every chunk those HAVEs announced).
- */
-const MAX_DEFERRED_HAVES = 64;
 /** HAVEs to every client leave in batches this often (a few ms of delay against a write per HAVE). */
 const HAVE_BATCH_MS = 25;
 /** HAVEs in one batch at most; beyond, the batch becomes fresh OFFERS. */
@@ -177,18 +182,18 @@ export class ChunkServer {
   private readonly provider: ChunkProvider;
   private readonly options: ChunkServerOptions;
   private readonly logger: Logger;
-  private readonly maxConnections: number;
+  private readonly gate: ConnectionGate;
   private readonly idleTimeoutMs: number;
   private readonly handshakeTimeoutMs: number | undefined;
+  private readonly frameTimeoutMs: number;
   private readonly connections = new Set<FramedConnection>();
   /** Connections whose client introduced itself and was answered: they get OFFERS, HAVE and PEERS. */
   private readonly greeted = new Set<ServedConnection>();
-  private readonly diskReads = new Limiter(READS_PER_SERVER);
+  private readonly diskReads = new Limiter(SERVED_READS_PER_SERVER);
   private readonly budget: SendBudget;
   private server: tls.Server | null = null;
   private listenCalled = false;
   /** TCP connections open, including those still in the TLS handshake. */
-  private sockets = 0;
   private credentials: Credentials | null = null;
   private closed = false;
   private listeningPort = 0;
@@ -215,9 +220,13 @@ export class ChunkServer {
     this.provider = options.provider;
     this.options = options;
     this.logger = options.logger ?? silentLogger();
-    this.maxConnections = options.maxConnections ?? MAX_PEER_CONNECTIONS;
+    this.gate = new ConnectionGate({
+      maxConnections: options.maxConnections ?? MAX_PEER_CONNECTIONS,
+      maxPerAddress: options.maxConnectionsPerAddress ?? MAX_PEER_CONNECTIONS_PER_ADDRESS,
+    });
     this.idleTimeoutMs = options.idleTimeoutMs ?? PEER_IDLE_TIMEOUT_MS;
     this.handshakeTimeoutMs = options.handshakeTimeoutMs;
+    this.frameTimeoutMs = options.frameTimeoutMs ?? FRAME_TIMEOUT_MS;
     this.budget = new SendBudget(options.maxUnflushedBytes ?? MAX_SERVER_UNFLUSHED_BYTES);
     const reciprocation = options.reciprocation;
     this.slots = new Choker<ServedConnection>({
@@ -248,7 +257,7 @@ export class ChunkServer {
   get stats(): ChunkServerStats {
     return {
       ...this.counters,
-      connections: this.connections.size,
+      connections: this.gate.connections,
       unflushedBytes: this.budget.bytes,
       unflushedChunks: this.budget.chunks,
       ...this.slots.stats,
@@ -331,17 +340,18 @@ export class ChunkServer {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
-  /** Decides on a TCP connection before any TLS work: the limit counts handshakes too. */
+  /**
+   * Decides on a TCP connection before any TLS work: the limits (in total and per address) count
+   * connections still in the handshake too.
+   */
   private admitSocket(socket: net.Socket): boolean {
-    if (this.sockets >= this.maxConnections) {
-      this.logger.warn(
-        { remote: socket.remoteAddress, limit: this.maxConnections },
-        'too many peer connections',
-      );
+    const admission = this.gate.admit(socket.remoteAddress ?? '');
+    if (!admission.admitted) {
+      const { bound, limit } = admission;
+      this.logger.warn({ remote: socket.remoteAddress, bound, limit }, 'too many peer connections');
       return false;
     }
-    this.sockets++;
-    socket.once('close', () => this.sockets--);
+    socket.once('close', () => admission.release());
     return true;
   }
 
@@ -351,8 +361,9 @@ export class ChunkServer {
       return;
     }
     const conn = new FramedConnection(socket, {
-      maxFrame: MAX_CLIENT_FRAME,
+      maxFrame: MAX_PEER_CLIENT_FRAME,
       idleTimeoutMs: this.idleTimeoutMs,
+      frameTimeoutMs: this.frameTimeoutMs,
       remotePeerId,
     });
     const remote = `${conn.remoteAddress}:${conn.remotePort}`;
@@ -488,6 +499,16 @@ export class ChunkServer {
   /** PEERS to every client; one not draining its socket gets a fresh one once it does. */
   private broadcastPeers(): void {
     for (const session of this.greeted) session.sendPeers();
+  }
+
+  /** @internal False for a file we know we do not hold (with a manifest option to ask); else true. */
+  mayHold(fileId: Buffer): boolean {
+    if (!this.options.manifest) return true;
+    try {
+      return this.options.manifest(fileId) !== null;
+    } catch {
+      return true; // the provider will tell
+    }
   }
 
   /** @internal The manifest for GET_MANIFEST (null: not ours to give). */
@@ -791,6 +812,12 @@ class ServedConnection {
           cancelled: false,
           choked: false,
         };
+        // A file we do not hold is refused at once: asking for it does not compete for a slot, so
+        // requests for junk cannot take upload slots from clients we can serve.
+        if (!this.server.mayHold(msg.fileId)) {
+          this.reject(request, 'ERR_UNKNOWN_FILE', 'this peer does not hold that file');
+          return;
+        }
         // Asking makes it compete for a slot; without one (CHOKE already sent) it is refused at once.
         if (!this.server.slots.request(this)) {
           this.rejectChoked(request);
@@ -861,7 +888,7 @@ class ServedConnection {
   }
 
   private pump(): void {
-    while (this.active.size < READS_PER_CONNECTION && this.waiting.length > 0 && !this.conn.isClosed) {
+    while (this.active.size < SERVED_READS_PER_CONNECTION && this.waiting.length > 0 && !this.conn.isClosed) {
       const request = this.waiting.shift()!;
       this.active.set(request.req, request);
       void this.serve(request).finally(() => {
@@ -926,7 +953,8 @@ class ServedConnection {
   /**
    * Writes a PIECE, its header and the chunk as read (not copied together), and resolves once the
    * kernel has taken all of it or the connection is gone: until then the chunk keeps its part of the
-   * server's budget, so a client that does not read holds at most READS_PER_CONNECTION chunks.
+   * server's budget, so a client that does not read holds at most SERVED_READS_PER_CONNECTION
+   * chunks.
    */
   private async sendPiece(request: Request, chunk: ReadChunk): Promise<void> {
     this.pieceWritten();

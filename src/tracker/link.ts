@@ -12,8 +12,9 @@
  * Chunk reports (have) are coalesced per file while one is in flight; see have().
  */
 import { EventEmitter } from 'node:events';
+import { setTimeout as delay } from 'node:timers/promises';
 import { formatEndpoint } from '../address.js';
-import { RECONNECT_MAX_MS, RECONNECT_MIN_MS } from '../constants.js';
+import { RATE_LIMITED_RETRY_MS, RECONNECT_MAX_MS, RECONNECT_MIN_MS } from '../constants.js';
 import { SwarmError, errorCode, errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { Manifest } from '../storage/manifest.js';
@@ -161,7 +162,9 @@ export class TrackerLink extends EventEmitter<TrackerLinkEvents> {
    * Calls are coalesced: while one HAVE is on its way, the chunks reported meanwhile are gathered
    * per file and sent together, so a fast download costs the tracker a few requests, not one per
    * chunk. Never rejects: it is called for every chunk, often without waiting, and a refusal (the
-   * file left the catalog meanwhile) leaves nothing for the caller to do. Refusals are logged.
+   * file left the catalog meanwhile) leaves nothing for the caller to do. Refusals are logged; a batch
+   * refused for the session's request rate (ERR_RATE_LIMITED) is sent again RATE_LIMITED_RETRY_MS
+   * later, with whatever was reported meanwhile.
    */
   have(fileId: Buffer, indices: readonly number[]): Promise<void> {
     if (indices.length === 0 || (!this.live && !this.syncing)) return Promise.resolve();
@@ -186,6 +189,13 @@ export class TrackerLink extends EventEmitter<TrackerLinkEvents> {
         try {
           await this.whenUp((client) => client.have(batch.fileId, [...batch.indices]), undefined);
         } catch (err) {
+          if (errorCode(err) === 'ERR_RATE_LIMITED' && !this.stopped) {
+            // Map iteration reaches an entry added during it: the batch is tried again after the pause.
+            this.requeueHaves(key, batch);
+            this.logger.debug({ file: key.slice(0, 12) }, 'chunks not reported yet: over the request rate');
+            await delay(RATE_LIMITED_RETRY_MS, undefined, { ref: false });
+            continue;
+          }
           this.logger.warn(
             { file: key.slice(0, 12), code: errorCode(err), err: errorMessage(err) },
             'chunks not reported',
@@ -196,6 +206,17 @@ export class TrackerLink extends EventEmitter<TrackerLinkEvents> {
     } finally {
       this.sendingHaves = false;
     }
+  }
+
+  /** Puts a refused batch back, merged with what was reported for the same file meanwhile. */
+  private requeueHaves(key: string, batch: HaveBatch): void {
+    const newer = this.haveBatches.get(key);
+    this.haveBatches.delete(key);
+    if (newer) {
+      for (const index of newer.indices) batch.indices.add(index);
+      batch.waiters.push(...newer.waiters);
+    }
+    this.haveBatches.set(key, batch);
   }
 
   /** Stops reconnecting and, if a session is up, says goodbye on it. */

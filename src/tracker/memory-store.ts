@@ -4,6 +4,7 @@
  * as holdings complete, so listing needs no per-holder work.
  */
 import {
+  MAX_CHUNKS_PER_PEER,
   MAX_FILES_PER_PEER,
   MAX_MANIFEST_BYTES_PER_PEER,
   MAX_NAMES_PER_FILE,
@@ -29,6 +30,8 @@ import type {
 export interface MemoryStoreLimits {
   maxPeers?: number;
   maxFilesPerPeer?: number;
+  /** Chunks of the files one peer holds, added up (each file counted whole: its bitfield's size). */
+  maxChunksPerPeer?: number;
   maxFiles?: number;
   maxNamesPerFile?: number;
   /** Manifest hash bytes of the files one peer holds (each file counted whole, once per peer). */
@@ -44,6 +47,8 @@ interface PeerEntry {
   files: Set<string>;
   /** Manifest hash bytes of those files. */
   manifestBytes: number;
+  /** Chunks of those files, added up: the bits of this peer's bitfields. */
+  chunks: number;
 }
 
 interface Holding {
@@ -72,6 +77,7 @@ export class MemoryTrackerStore implements TrackerStore {
   private readonly files = new Map<string, FileEntry>();
   private readonly maxPeers: number;
   private readonly maxFilesPerPeer: number;
+  private readonly maxChunksPerPeer: number;
   private readonly maxFiles: number;
   private readonly maxNamesPerFile: number;
   private readonly maxManifestBytesPerPeer: number;
@@ -82,6 +88,7 @@ export class MemoryTrackerStore implements TrackerStore {
   constructor(limits: MemoryStoreLimits = {}) {
     this.maxPeers = limits.maxPeers ?? MAX_TRACKER_PEERS;
     this.maxFilesPerPeer = limits.maxFilesPerPeer ?? MAX_FILES_PER_PEER;
+    this.maxChunksPerPeer = limits.maxChunksPerPeer ?? MAX_CHUNKS_PER_PEER;
     this.maxFiles = limits.maxFiles ?? MAX_TRACKER_FILES;
     this.maxNamesPerFile = limits.maxNamesPerFile ?? MAX_NAMES_PER_FILE;
     this.maxManifestBytesPerPeer = limits.maxManifestBytesPerPeer ?? MAX_MANIFEST_BYTES_PER_PEER;
@@ -101,6 +108,7 @@ export class MemoryTrackerStore implements TrackerStore {
       uploadedBytes: 0,
       files: new Set(),
       manifestBytes: 0,
+      chunks: 0,
     });
   }
 
@@ -123,7 +131,7 @@ export class MemoryTrackerStore implements TrackerStore {
         throw new SwarmError('ERR_LIMIT', `the tracker already lists ${this.maxFiles} files`);
       }
       const bytes = manifest.hashes.length;
-      this.checkPeerRoom(peer, fileKey, bytes);
+      this.checkPeerRoom(peer, fileKey, bytes, chunkCount(manifest));
       if (this.manifestBytes + bytes > this.maxManifestBytes) {
         throw new SwarmError(
           'ERR_LIMIT',
@@ -142,7 +150,7 @@ export class MemoryTrackerStore implements TrackerStore {
       };
       this.files.set(fileKey, file);
     } else {
-      this.checkPeerRoom(peer, fileKey, file.manifest.hashes.length);
+      this.checkPeerRoom(peer, fileKey, file.manifest.hashes.length, file.chunkCount);
     }
     this.addName(file, manifest.name);
     if (file.holders.get(peerKey)?.chunks.complete) return;
@@ -169,7 +177,7 @@ export class MemoryTrackerStore implements TrackerStore {
       }
     }
     if (indices.length === 0) return;
-    this.checkPeerRoom(peer, fileKey, file.manifest.hashes.length);
+    this.checkPeerRoom(peer, fileKey, file.manifest.hashes.length, file.chunkCount);
     const holding = this.holdingOf(file, peer, peerKey, fileKey);
     if (holding.chunks.complete) return;
     let added = false;
@@ -275,11 +283,18 @@ export class MemoryTrackerStore implements TrackerStore {
     return peer;
   }
 
-  /** Refuses a new holding (of a file with `bytes` of hashes) beyond the peer's limits. */
-  private checkPeerRoom(peer: PeerEntry, fileKey: string, bytes: number): void {
+  /** Refuses a new holding (of a file with `bytes` of hashes in `chunks` chunks) beyond the peer's limits. */
+  private checkPeerRoom(peer: PeerEntry, fileKey: string, bytes: number, chunks: number): void {
     if (peer.files.has(fileKey)) return;
     if (peer.files.size >= this.maxFilesPerPeer) {
       throw new SwarmError('ERR_LIMIT', `a peer may share at most ${this.maxFilesPerPeer} files`);
+    }
+    if (peer.chunks + chunks > this.maxChunksPerPeer) {
+      throw new SwarmError(
+        'ERR_LIMIT',
+        `a peer's files may have at most ${this.maxChunksPerPeer} chunks in all (this one has ${chunks}, ` +
+          `the peer's others ${peer.chunks})`,
+      );
     }
     if (peer.manifestBytes + bytes > this.maxManifestBytesPerPeer) {
       throw new SwarmError(
@@ -302,6 +317,7 @@ export class MemoryTrackerStore implements TrackerStore {
       file.holders.set(peerKey, holding);
       peer.files.add(fileKey);
       peer.manifestBytes += file.manifest.hashes.length;
+      peer.chunks += file.chunkCount;
     }
     return holding;
   }
@@ -309,7 +325,10 @@ export class MemoryTrackerStore implements TrackerStore {
   private dropHolding(peerKey: string, fileKey: string): void {
     const peer = this.peers.get(peerKey);
     const file = this.files.get(fileKey);
-    if (peer?.files.delete(fileKey) && file) peer.manifestBytes -= file.manifest.hashes.length;
+    if (peer?.files.delete(fileKey) && file) {
+      peer.manifestBytes -= file.manifest.hashes.length;
+      peer.chunks -= file.chunkCount;
+    }
     const holding = file?.holders.get(peerKey);
     if (!file || !holding) return;
     file.holders.delete(peerKey);

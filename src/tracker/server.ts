@@ -2,8 +2,11 @@
  * The tracker: an index server that peers keep one long-lived TCP session with. It knows which
  * live peer holds which chunks of which file, and answers searches and "who has this file".
  *
- * Connections are framed (MAX_TRACKER_FRAME), open with the handshake, and are bounded in number.
- * A peer that disconnects, or sends nothing for `expiryMs`, is removed with everything it held.
+ * Connections are bounded in number, in all and per remote address (a ConnectionGate, asked before
+ * anything else is done for a socket), framed (MAX_TRACKER_FRAME, a frame deadline against peers that
+ * trickle), and open with the handshake. A peer that disconnects, or sends nothing for `expiryMs`, is
+ * removed with everything it held; a session whose request is not handled within the handling timeout
+ * is closed (a sweep checks every session).
  * Requests waiting to be handled are bounded in bytes per session and across sessions (see
  * session.ts): beyond either budget, sessions are not read until their requests are handled.
  */
@@ -11,14 +14,20 @@ import type net from 'node:net';
 import type tls from 'node:tls';
 import {
   DEFAULT_HOST,
+  FRAME_TIMEOUT_MS,
   HANDSHAKE_TIMEOUT_MS,
   HEARTBEAT_INTERVAL_MS,
+  MAX_REGISTER_ATTEMPTS_PER_SESSION,
   MAX_SESSION_QUEUED_BYTES,
   MAX_TRACKER_FRAME,
   MAX_TRACKER_QUEUED_BYTES,
   MAX_TRACKER_SESSIONS,
+  MAX_TRACKER_SESSIONS_PER_ADDRESS,
   PEER_EXPIRY_MS,
+  TRACKER_HANDLING_TIMEOUT_MS,
   TRACKER_PROTOCOL,
+  TRACKER_REQUEST_BURST,
+  TRACKER_REQUESTS_PER_SECOND,
   TRACKER_VERSIONS,
 } from '../constants.js';
 import { SwarmError, errorCode, errorMessage } from '../errors.js';
@@ -27,6 +36,7 @@ import type { Endpoint } from '../address.js';
 import { ephemeralCredentials, type Credentials } from '../transport/credentials.js';
 import { createSecureServer } from '../transport/tls.js';
 import { FramedConnection } from '../wire/connection.js';
+import { ConnectionGate } from '../wire/connection-gate.js';
 import { serverHandshake } from '../wire/handshake.js';
 import { TrackerActivity } from './activity.js';
 import { MemoryTrackerStore } from './memory-store.js';
@@ -43,8 +53,25 @@ export interface TrackerServerOptions {
   expiryMs?: number;
   /** A connection that has not completed the handshake in this time is closed. */
   handshakeTimeoutMs?: number;
-  /** Open connections allowed at once; more are closed on arrival. */
+  /** Open connections allowed at once; more are closed on arrival. Default MAX_TRACKER_SESSIONS. */
   maxSessions?: number;
+  /** Open connections allowed at once from one address. Default MAX_TRACKER_SESSIONS_PER_ADDRESS. */
+  maxSessionsPerAddress?: number;
+  /** The frame deadline (see FramedConnectionOptions.frameTimeoutMs). Default FRAME_TIMEOUT_MS. */
+  frameTimeoutMs?: number;
+  /**
+   * A session whose request is still being handled after this long is closed.
+   * Default TRACKER_HANDLING_TIMEOUT_MS.
+   */
+  handlingTimeoutMs?: number;
+  /**
+   * Requests per second per session, sustained and in a burst.
+   * Defaults TRACKER_REQUESTS_PER_SECOND, TRACKER_REQUEST_BURST.
+   */
+  requestsPerSecond?: number;
+  requestBurst?: number;
+  /** REGISTER requests one session may send. Default MAX_REGISTER_ATTEMPTS_PER_SESSION. */
+  maxRegisterAttempts?: number;
   /** Request bytes one session may have waiting before it is no longer read. */
   maxSessionQueuedBytes?: number;
   /** Request bytes all sessions may have waiting before those with any waiting are no longer read. */
@@ -75,8 +102,14 @@ export class TrackerServer {
   private readonly heartbeatMs: number;
   private readonly expiryMs: number;
   private readonly handshakeTimeoutMs: number;
-  private readonly maxSessions: number;
+  private readonly gate: ConnectionGate;
+  private readonly frameTimeoutMs: number;
+  private readonly handlingTimeoutMs: number;
+  private readonly handlingSweep: NodeJS.Timeout;
   private readonly maxSessionQueuedBytes: number;
+  private readonly requestsPerSecond: number;
+  private readonly requestBurst: number;
+  private readonly maxRegisterAttempts: number;
   private readonly budget: QueueBudget;
   private server: tls.Server | null = null;
   private credentials: Credentials | null;
@@ -93,13 +126,30 @@ export class TrackerServer {
     this.heartbeatMs = options.heartbeatMs ?? HEARTBEAT_INTERVAL_MS;
     this.expiryMs = options.expiryMs ?? PEER_EXPIRY_MS;
     this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
-    this.maxSessions = options.maxSessions ?? MAX_TRACKER_SESSIONS;
+    this.gate = new ConnectionGate({
+      maxConnections: options.maxSessions ?? MAX_TRACKER_SESSIONS,
+      maxPerAddress: options.maxSessionsPerAddress ?? MAX_TRACKER_SESSIONS_PER_ADDRESS,
+    });
+    this.frameTimeoutMs = options.frameTimeoutMs ?? FRAME_TIMEOUT_MS;
+    this.handlingTimeoutMs = options.handlingTimeoutMs ?? TRACKER_HANDLING_TIMEOUT_MS;
     this.maxSessionQueuedBytes = options.maxSessionQueuedBytes ?? MAX_SESSION_QUEUED_BYTES;
+    this.requestsPerSecond = options.requestsPerSecond ?? TRACKER_REQUESTS_PER_SECOND;
+    this.requestBurst = options.requestBurst ?? TRACKER_REQUEST_BURST;
+    this.maxRegisterAttempts = options.maxRegisterAttempts ?? MAX_REGISTER_ATTEMPTS_PER_SESSION;
     this.budget = new QueueBudget(options.maxQueuedBytes ?? MAX_TRACKER_QUEUED_BYTES);
     if (this.heartbeatMs >= this.expiryMs) {
       throw new SwarmError('ERR_INVALID_ARGUMENT', 'heartbeatMs must be shorter than expiryMs');
     }
     this.credentials = options.credentials ?? null;
+    // One timer for every session's handling deadline, not one per request (the HAVE hot path).
+    this.handlingSweep = setInterval(
+      () => {
+        const now = performance.now();
+        for (const session of this.sessions) session.checkHandling(now, this.handlingTimeoutMs);
+      },
+      Math.min(1000, Math.max(10, this.handlingTimeoutMs / 4)),
+    );
+    this.handlingSweep.unref();
   }
 
   /** The tracker's peer id (what peers may pin with --tracker ID@HOST:PORT); null before listen(). */
@@ -167,6 +217,7 @@ export class TrackerServer {
 
   private async shutdown(): Promise<void> {
     const server = this.server;
+    clearInterval(this.handlingSweep);
     const stopped = new Promise<void>((resolve) => {
       if (!server?.listening) return resolve();
       server.close(() => resolve());
@@ -178,17 +229,26 @@ export class TrackerServer {
     this.logger.info('tracker closed');
   }
 
-  /** Decides on a TCP connection before any TLS work: the session limit counts handshakes too. */
+  /**
+   * Decides on a TCP connection before any TLS work: the limits (in total and per address) count
+   * connections still in the handshake too, and a refused one costs nothing more.
+   */
   private admit(socket: net.Socket): boolean {
     if (this.closing) return false;
-    if (this.sockets >= this.maxSessions) {
-      const addr = `${(socket.remoteAddress ?? '').replace(/^::ffff:/, '')}:${socket.remotePort}`;
-      this.logger.warn({ addr, limit: this.maxSessions }, 'refusing a connection: too many sessions');
+    const remote = socket.remoteAddress ?? '';
+    const admission = this.gate.admit(remote);
+    if (!admission.admitted) {
+      const { bound, limit } = admission;
+      const addr = `${remote.replace(/^::ffff:/, '')}:${socket.remotePort}`;
+      this.logger.warn({ addr, bound, limit }, 'refusing a connection: too many sessions');
       this.activity.refused('connection', 'ERR_LIMIT');
       return false;
     }
     this.sockets++;
-    socket.once('close', () => this.sockets--);
+    socket.once('close', () => {
+      this.sockets--;
+      admission.release();
+    });
     return true;
   }
 
@@ -198,7 +258,11 @@ export class TrackerServer {
       socket.destroy();
       return;
     }
-    const conn = new FramedConnection(socket, { maxFrame: MAX_TRACKER_FRAME, remotePeerId });
+    const conn = new FramedConnection(socket, {
+      maxFrame: MAX_TRACKER_FRAME,
+      frameTimeoutMs: this.frameTimeoutMs,
+      remotePeerId,
+    });
     this.connections.add(conn);
     conn.once('close', () => this.connections.delete(conn));
     this.logger.debug({ addr }, 'connection opened');
@@ -220,6 +284,9 @@ export class TrackerServer {
           expiryMs: this.expiryMs,
           budget: this.budget,
           maxQueuedBytes: this.maxSessionQueuedBytes,
+          requestsPerSecond: this.requestsPerSecond,
+          requestBurst: this.requestBurst,
+          maxRegisterAttempts: this.maxRegisterAttempts,
         });
         this.sessions.add(session);
         void session.finished.then(() => this.sessions.delete(session));

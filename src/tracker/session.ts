@@ -25,14 +25,24 @@
  * the tracker's alone, checked here at ANNOUNCE: peers accept any valid manifest from each other.
  * It keeps an honest manifest to at most TARGET_MAX_CHUNKS hashes up to 16 GiB; the store bounds
  * manifest bytes per peer and in all (ERR_LIMIT).
+ *
+ * Rate: each request but LEAVE takes a token from the session's RequestRate
+ * (TRACKER_REQUESTS_PER_SECOND, TRACKER_REQUEST_BURST); one that finds none is kept as its request
+ * id alone and answered in turn with ERR_RATE_LIMITED, unhandled. REGISTER may be tried
+ * MAX_REGISTER_ATTEMPTS_PER_SESSION times (ERR_LIMIT beyond). A request still being handled after the
+ * handling timeout (a store that does not answer) closes the session: the server's sweep checks
+ * every session (checkHandling).
  */
 import {
   MAX_ERROR_MESSAGE_BYTES,
   MAX_LIST_RESULTS,
   MAX_LOCATE_PEERS,
+  MAX_REGISTER_ATTEMPTS_PER_SESSION,
   MAX_SESSION_QUEUED_BYTES,
   MAX_TRACKER_QUEUED_BYTES,
   MAX_TRACKER_REQUESTS_IN_FLIGHT,
+  TRACKER_REQUEST_BURST,
+  TRACKER_REQUESTS_PER_SECOND,
 } from '../constants.js';
 import { SwarmError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -47,6 +57,7 @@ import {
   type TrackerRequest,
 } from '../wire/tracker-messages.js';
 import type { CatalogChangeKind, TrackerActivity } from './activity.js';
+import { RequestRate } from './request-rate.js';
 import type { PeerRecord, TrackerStore } from './store.js';
 
 export interface SessionContext {
@@ -60,6 +71,11 @@ export interface SessionContext {
   budget: QueueBudget;
   /** Request bytes this session may have waiting before its socket is no longer read. */
   maxQueuedBytes?: number;
+  /** Requests per second, sustained and in a burst; beyond, ERR_RATE_LIMITED. */
+  requestsPerSecond?: number;
+  requestBurst?: number;
+  /** REGISTER requests this session may send; beyond, ERR_LIMIT. */
+  maxRegisterAttempts?: number;
 }
 
 /**
@@ -137,11 +153,14 @@ function peerNameProblem(name: string): string | null {
 
 type Reply = TrackerReply | null;
 
-/** What is kept of an ANNOUNCE, UNSHARE or HAVE that can only be refused: its kind and id. */
+/**
+ * What is kept of a request that can only be refused: its kind, its id and why. An ANNOUNCE, UNSHARE
+ * or HAVE from a session with no registration (nor one waiting); any request but LEAVE over the rate.
+ */
 interface RefusedRequest {
-  type: 'announce' | 'unshare' | 'have';
+  type: TrackerRequest['type'];
   req: number;
-  refused: true;
+  refused: 'not-registered' | 'rate-limited';
 }
 
 interface Queued {
@@ -161,6 +180,13 @@ export class TrackerSession {
   private queuedBytes = 0;
   /** REGISTER requests queued or being handled: requests behind them are kept whole. */
   private registersQueued = 0;
+  /** REGISTER requests handled so far (see MAX_REGISTER_ATTEMPTS_PER_SESSION). */
+  private registerAttempts = 0;
+  private readonly rate: RequestRate;
+  /** Rate-limited already (the first refusal is a warning, the rest are not logged). */
+  private rateLimited = false;
+  /** When the request being handled started (performance.now()); 0 while none is. */
+  private handlingSince = 0;
   /** A reply is waiting for the peer to read (drain). */
   private awaitingDrain = false;
   /** The socket is not being read (backpressure). */
@@ -181,6 +207,10 @@ export class TrackerSession {
   ) {
     this.log = ctx.logger.child({ addr: `${conn.remoteAddress}:${conn.remotePort}` });
     this.maxQueuedBytes = ctx.maxQueuedBytes ?? MAX_SESSION_QUEUED_BYTES;
+    this.rate = new RequestRate(
+      ctx.requestsPerSecond ?? TRACKER_REQUESTS_PER_SECOND,
+      ctx.requestBurst ?? TRACKER_REQUEST_BURST,
+    );
     this.expiryTimer = setTimeout(() => this.expire(), ctx.expiryMs);
     this.expiryTimer.unref();
     // Any byte from the peer counts as a sign of life, even a large frame still arriving.
@@ -208,8 +238,10 @@ export class TrackerSession {
     }
     const request = msg as TrackerRequest;
     let item: Queued;
-    if (this.canOnlyRefuse(request)) {
-      item = { request: { type: request.type, req: request.req, refused: true }, bytes: 0, released: false };
+    if (request.type !== 'leave' && !this.rate.tryTake()) {
+      item = { request: this.refusal(request, 'rate-limited'), bytes: 0, released: false };
+    } else if (this.canOnlyRefuse(request)) {
+      item = { request: this.refusal(request, 'not-registered'), bytes: 0, released: false };
     } else {
       item = { request, bytes: body.length, released: false };
       if (request.type === 'register') this.registersQueued++;
@@ -221,10 +253,12 @@ export class TrackerSession {
     if (!this.pumping) void this.pump();
   }
 
+  private refusal(request: TrackerRequest, why: RefusedRequest['refused']): RefusedRequest {
+    return { type: request.type, req: request.req, refused: why };
+  }
+
   /** True for a request that needs a registration this session has not got and is not about to. */
-  private canOnlyRefuse(
-    request: TrackerRequest,
-  ): request is Extract<TrackerRequest, { type: RefusedRequest['type'] }> {
+  private canOnlyRefuse(request: TrackerRequest): boolean {
     const needsPeer = request.type === 'announce' || request.type === 'unshare' || request.type === 'have';
     return needsPeer && this.peer === null && this.registersQueued === 0;
   }
@@ -260,9 +294,11 @@ export class TrackerSession {
     try {
       while (this.queue.length > 0 && !this.conn.isClosed && !this.leaving) {
         const item = this.queue[0]!;
+        this.handlingSince = performance.now();
         const reply = await this.handle(item.request);
+        this.handlingSince = 0;
         if (this.queue[0] === item) this.queue.shift();
-        if (item.request.type === 'register') this.registersQueued--;
+        if (item.request.type === 'register' && !('refused' in item.request)) this.registersQueued--;
         this.release(item);
         if (reply && !this.conn.isClosed && !this.send(reply)) {
           // A peer that does not read its replies gets no more of them, and is not read, until it does.
@@ -281,6 +317,19 @@ export class TrackerSession {
     } finally {
       this.pumping = false;
     }
+  }
+
+  /**
+   * Closes the session if the request being handled started `timeoutMs` or more before `now`
+   * (performance.now()): the store did not answer, its client has given up, and the requests behind
+   * it would wait for ever. Called by the server's sweep.
+   */
+  checkHandling(now: number, timeoutMs: number): void {
+    if (this.handlingSince === 0 || now - this.handlingSince < timeoutMs || this.conn.isClosed) return;
+    const type = this.queue[0]?.request.type ?? 'request';
+    this.conn.destroy(
+      new SwarmError('ERR_TIMEOUT', `a ${type} request was not handled within ${timeoutMs} ms`),
+    );
   }
 
   /** Sends a reply; the replies to one burst of requests leave in one write. */
@@ -303,7 +352,10 @@ export class TrackerSession {
   }
 
   private async dispatch(request: TrackerRequest | RefusedRequest): Promise<Reply> {
-    if ('refused' in request) throw notRegistered(request.type);
+    if ('refused' in request) {
+      if (request.refused === 'not-registered') throw notRegistered(request.type);
+      throw this.rateLimitedError(request.type);
+    }
     const { store } = this.ctx;
     const req = request.req;
     switch (request.type) {
@@ -350,8 +402,25 @@ export class TrackerSession {
     }
   }
 
+  /** The refusal of a request over the session's rate; the first one is logged. */
+  private rateLimitedError(type: string): SwarmError {
+    const rate = this.ctx.requestsPerSecond ?? TRACKER_REQUESTS_PER_SECOND;
+    if (!this.rateLimited) {
+      this.rateLimited = true;
+      this.log.warn({ request: type, rate }, 'session over its request rate: refusing requests');
+    }
+    return new SwarmError(
+      'ERR_RATE_LIMITED',
+      `more than ${rate} requests per second on this session: try again in ${this.rate.msUntilToken} ms`,
+    );
+  }
+
   private async register(request: Extract<TrackerRequest, { type: 'register' }>): Promise<Reply> {
     if (this.peer) throw new SwarmError('ERR_ALREADY_REGISTERED', 'this session is already registered');
+    const maxAttempts = this.ctx.maxRegisterAttempts ?? MAX_REGISTER_ATTEMPTS_PER_SESSION;
+    if (++this.registerAttempts > maxAttempts) {
+      throw new SwarmError('ERR_LIMIT', `at most ${maxAttempts} REGISTER requests on one session`);
+    }
     const problem = peerNameProblem(request.name);
     if (problem) throw new SwarmError('ERR_BAD_NAME', problem);
     if (request.port === 0)

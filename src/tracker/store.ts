@@ -12,12 +12,12 @@
  * - holdings belong to live peers only: every call that adds a holding refuses an unknown peer
  *   (ERR_NOT_REGISTERED), atomically with the addition, so a late request cannot resurrect a peer
  *   that was just removed;
- * - memory is bounded by count (peers, files per peer, files, names per file) and by manifest bytes
- *   (the 32-byte chunk hashes): a file's manifest is stored and counted once per file id, however
- *   many peers hold it, and counted whole against each peer holding any of it (so a peer can make
- *   the tracker keep at most its own budget of manifests that nobody else holds); its bytes are
- *   given back when the holding goes and when the file leaves the catalog. Past a bound, the call
- *   that would add a file or a holding is refused with ERR_LIMIT and changes nothing;
+ * - memory is bounded by count (peers, files per peer, chunks per peer, files, names per file) and
+ *   by manifest bytes (the 32-byte chunk hashes): a file's manifest is stored and counted once per
+ *   file id, however many peers hold it, and counted whole against each peer holding any of it (so a
+ *   peer can make the tracker keep at most its own budget of manifests that nobody else holds); its
+ *   bytes are given back when the holding goes and when the file leaves the catalog. Past a bound,
+ *   the call that would add a file or a holding is refused with ERR_LIMIT and changes nothing;
  * - nothing returned aliases mutable internal state: the store never changes what it handed out.
  *   locate() results may share immutable data between callers (a popular file's hashes and
  *   bitfields are not copied for every request), so callers treat them as read-only.
@@ -84,7 +84,7 @@ export interface TrackerStore {
    * session: validateManifest, and the tracker's chunk-size rule). The first manifest stored for a
    * file id is kept (same id means same hashes); the name is added to the file's names (at most
    * MAX_NAMES_PER_FILE, the first is the display name). Rejects ERR_NOT_REGISTERED for an unknown
-   * peer, ERR_LIMIT when the peer or the catalog is full, by count or by manifest bytes
+   * peer, ERR_LIMIT when the peer or the catalog is full, by count (files, chunks) or by manifest bytes
    * (MAX_MANIFEST_BYTES_PER_PEER, MAX_TRACKER_MANIFEST_BYTES).
    */
   shareFile(peerId: Buffer, manifest: Manifest): Promise<void>;
@@ -92,7 +92,7 @@ export interface TrackerStore {
   /**
    * Records that `peerId` now holds these chunks of a known file (a downloader becoming a source).
    * Rejects ERR_UNKNOWN_FILE, ERR_UNKNOWN_CHUNK (index out of range; nothing is recorded then),
-   * ERR_NOT_REGISTERED, ERR_LIMIT (a new holding past the peer's count or manifest-byte bound).
+   * ERR_NOT_REGISTERED, ERR_LIMIT (a new holding past the peer's file, chunk or manifest-byte bound).
    */
   addChunks(peerId: Buffer, fileId: Buffer, indices: readonly number[]): Promise<void>;
 

@@ -97,6 +97,8 @@ export interface SecureConnectOptions {
   expectedPeerId?: Buffer | undefined;
   /** Read straight into caller-provided memory (see net.Socket's onread). */
   onread?: net.OnReadOpts;
+  /** The local address to connect from. */
+  localAddress?: string;
 }
 
 /**
@@ -123,6 +125,7 @@ export function connectSecure(
       // No certificate authority exists in a swarm: remotePeerIdOf() checks the certificate instead.
       rejectUnauthorized: false,
       ...(options.onread ? { onread: options.onread } : {}),
+      ...(options.localAddress ? { localAddress: options.localAddress } : {}),
     });
     const fail = (err: SwarmError): void => {
       clearTimeout(timer);

@@ -3,7 +3,8 @@
  *
  * - One choke point for bad input: a frame that fails to decode, or a handler that throws,
  *   destroys the connection with that error (logged by the owner), never crashes the process.
- * - Named timeouts: an idle timeout (no bytes either way) closes the connection.
+ * - Named timeouts: an idle timeout (no bytes either way) closes the connection; a frame deadline
+ *   closes one whose frame in progress arrives too slowly (a slow-loris, whom bytes keep from idling).
  * - destroy() is idempotent and 'close' fires exactly once with the reason.
  * - Two ways in: a socket we accepted delivers 'data' events (FrameDecoder); one we open with
  *   connectFramed() reads straight into frame bodies (DirectFrameDecoder, no per-read allocation or
@@ -11,6 +12,7 @@
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
+import { MAX_FRAMES_BEFORE_HANDSHAKE, MIN_FRAME_BYTES_PER_SECOND } from '../constants.js';
 import { SwarmError } from '../errors.js';
 import { connectSecure, type SecureConnectOptions } from '../transport/tls.js';
 import { ProtocolError } from './codec.js';
@@ -22,13 +24,17 @@ import { DirectFrameDecoder, FrameDecoder, frameHeader } from './framing.js';
  */
 const LIMITED_READ_BYTES = 64 * 1024;
 
-/** Frames kept while no handler is set (see holdFrames): a few greetings, never a flood. */
-const MAX_HELD_FRAMES = 16;
-
 export interface FramedConnectionOptions {
   maxFrame: number;
   /** Close the connection after this long without traffic in either direction (0: never). */
   idleTimeoutMs?: number;
+  /**
+   * The frame deadline (0: none): a frame in progress is checked this often from its first byte, and
+   * the connection is closed if less than MIN_FRAME_BYTES_PER_SECOND of it arrived on average (a small
+   * frame must so be complete within this time). Not counted while the socket is paused by us.
+   * For servers, whose clients send small frames; see FRAME_TIMEOUT_MS.
+   */
+  frameTimeoutMs?: number;
   /**
    * Caps the bytes received per second, shared with every connection using the same limiter: each
    * read is paid for after it is handled, and while it is not paid for the socket is paused, so TCP
@@ -70,6 +76,12 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
   private unpaidReads = 0;
   private throttledSince = 0;
   private throttledTotalMs = 0;
+  private readonly frameTimeoutMs: number;
+  /** Checks the frame in progress (see frameTimeoutMs); created at the first frame split across reads. */
+  private frameTimer: NodeJS.Timeout | null = null;
+  /** The frame being timed: the decoder's count of frames when it started, and when that was. */
+  private timedFrame = -1;
+  private timedFrameSince = 0;
   bytesReceived = 0;
 
   /**
@@ -86,6 +98,7 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
     socket.setNoDelay(true);
     const limiter = options.receiveLimiter;
     this.limiter = limiter;
+    this.frameTimeoutMs = options.frameTimeoutMs ?? 0;
     if (direct) {
       direct.onFrame = (body) => this.dispatch(body);
       if (limiter) direct.maxRead = LIMITED_READ_BYTES;
@@ -100,6 +113,7 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
         } catch (err) {
           this.destroy(err as Error);
         }
+        if (this.frameTimeoutMs > 0 && decoder.midFrame) this.timeFrame();
         if (limiter) this.payForRead(limiter, data.length);
       });
     }
@@ -172,7 +186,45 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
       this.destroy(err as Error);
       return;
     }
+    if (this.frameTimeoutMs > 0 && this.decoder.midFrame) this.timeFrame();
     if (this.limiter && !this.closed) this.payForRead(this.limiter, bytes);
+  }
+
+  /** A read left a frame in progress: start its clock if it is a new one. */
+  private timeFrame(): void {
+    if (this.closed || this.decoder.framesDecoded === this.timedFrame) return;
+    this.timedFrame = this.decoder.framesDecoded;
+    this.timedFrameSince = performance.now();
+    if (!this.frameTimer) {
+      this.frameTimer = setTimeout(() => this.checkFrame(), this.frameTimeoutMs);
+      this.frameTimer.unref();
+    } else {
+      this.frameTimer.refresh();
+    }
+  }
+
+  /** The frame deadline's check: too slow a frame closes the connection, else it is checked again. */
+  private checkFrame(): void {
+    const decoder = this.decoder;
+    if (this.closed || !decoder.midFrame) return;
+    if (this.socket.isPaused()) {
+      // We are not reading (backpressure, a receive limit): not the sender's fault. Start again.
+      this.timedFrameSince = performance.now();
+      this.frameTimer!.refresh();
+      return;
+    }
+    const elapsedMs = performance.now() - this.timedFrameSince;
+    const received = decoder.partialBytes;
+    if (received < (MIN_FRAME_BYTES_PER_SECOND * elapsedMs) / 1000) {
+      this.destroy(
+        new SwarmError(
+          'ERR_TIMEOUT',
+          `a frame arrived too slowly: ${received} bytes in ${Math.round(elapsedMs)} ms`,
+        ),
+      );
+      return;
+    }
+    this.frameTimer!.refresh();
   }
 
   /** Pays the receive limiter for a read, pausing the socket until it is paid if it must wait. */
@@ -193,7 +245,7 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
   private dispatch(body: Buffer): void {
     if (this.closed) return;
     if (this.held) {
-      if (this.held.length >= MAX_HELD_FRAMES)
+      if (this.held.length >= MAX_FRAMES_BEFORE_HANDSHAKE)
         throw new ProtocolError('too many frames before the handshake completed');
       this.held.push(body);
       return;
@@ -294,6 +346,7 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
     if (this.closed) return;
     this.closed = true;
     this.closeReason = reason;
+    if (this.frameTimer) clearTimeout(this.frameTimer);
     this.socket.destroy();
     this.emit('close', reason);
   }

@@ -1,6 +1,7 @@
 /**
  * Length-prefixed frames: u32 big-endian body length, then the body (u8 message type + payload).
- * The length is checked against the protocol's cap before a single byte is allocated for the body.
+ * The length is checked against the protocol's cap before a single byte is allocated for the body;
+ * on accepted sockets (FrameDecoder), a large body is then allocated as its bytes arrive.
  */
 import { takeBuffer } from '../buffer-pool.js';
 import { ProtocolError } from './codec.js';
@@ -34,14 +35,25 @@ export function encodeFrame(body: Buffer): Buffer {
 }
 
 /**
+ * Bodies longer than this are allocated as their bytes arrive (the buffer doubles as it fills, up to
+ * the declared length), not at once when the header announces them: a header alone costs nothing,
+ * and a peer that sends part of a large frame makes us hold at most twice what it sent.
+ */
+export const GROWN_BODY_MIN_BYTES = 64 * 1024;
+
+/**
  * Incremental decoder: feed it socket data, it calls onFrame with each complete body.
- * Large bodies are assembled into one buffer allocated once at their (capped) size.
+ * Small bodies are allocated once at their (capped) size, large ones as their bytes arrive.
  */
 export class FrameDecoder {
   private header = Buffer.alloc(FRAME_HEADER_BYTES);
   private headerFill = 0;
+  /** The body being received: its bytes so far, in a buffer of at most `bodyLength` bytes. */
   private body: Buffer | null = null;
+  private bodyLength = 0;
   private bodyFill = 0;
+  /** Frames decoded so far: a frame in progress is a new one whenever this has moved. */
+  framesDecoded = 0;
 
   constructor(
     private readonly maxFrame: number,
@@ -51,6 +63,11 @@ export class FrameDecoder {
   /** True while a frame is partly received (used to tell a clean close from a cut-off one). */
   get midFrame(): boolean {
     return this.headerFill > 0 || this.body !== null;
+  }
+
+  /** Bytes of the frame in progress received so far, its header included (0 between frames). */
+  get partialBytes(): number {
+    return this.body ? FRAME_HEADER_BYTES + this.bodyFill : this.headerFill;
   }
 
   push(data: Buffer): void {
@@ -63,6 +80,7 @@ export class FrameDecoder {
           if (data.length - at - FRAME_HEADER_BYTES >= length) {
             const start = at + FRAME_HEADER_BYTES;
             at = start + length;
+            this.framesDecoded++;
             this.onFrame(data.subarray(start, at));
             continue;
           }
@@ -75,19 +93,30 @@ export class FrameDecoder {
         if (this.headerFill < FRAME_HEADER_BYTES) return;
         const length = checkedLength(this.maxFrame, this.header.readUInt32BE(0));
         this.headerFill = 0;
-        this.body = Buffer.allocUnsafe(length);
+        this.body = Buffer.allocUnsafe(Math.min(length, GROWN_BODY_MIN_BYTES));
+        this.bodyLength = length;
         this.bodyFill = 0;
       }
-      const taken = Math.min(this.body.length - this.bodyFill, data.length - at);
+      const taken = Math.min(this.bodyLength - this.bodyFill, data.length - at);
+      if (this.bodyFill + taken > this.body.length) this.grow(this.bodyFill + taken);
       data.copy(this.body, this.bodyFill, at, at + taken);
       this.bodyFill += taken;
       at += taken;
-      if (this.bodyFill === this.body.length) {
+      if (this.bodyFill === this.bodyLength) {
         const body = this.body;
         this.body = null;
+        this.framesDecoded++;
         this.onFrame(body);
       }
     }
+  }
+
+  /** Moves the body into a buffer of at least `needed` bytes: double the size, at most the length. */
+  private grow(needed: number): void {
+    const size = Math.min(this.bodyLength, Math.max(needed, this.body!.length * 2));
+    const grown = Buffer.allocUnsafe(size);
+    this.body!.copy(grown, 0, 0, this.bodyFill);
+    this.body = grown;
   }
 }
 
@@ -124,6 +153,8 @@ export class DirectFrameDecoder {
    * to keep its overshoot as small as on the stream path.
    */
   maxRead = Infinity;
+  /** Frames decoded so far: a frame in progress is a new one whenever this has moved. */
+  framesDecoded = 0;
 
   constructor(
     private readonly maxFrame: number,
@@ -137,6 +168,11 @@ export class DirectFrameDecoder {
   /** True while a frame is partly received (used to tell a clean close from a cut-off one). */
   get midFrame(): boolean {
     return this.headerFill > 0 || this.body !== null;
+  }
+
+  /** Bytes of the frame in progress received so far, its header included (0 between frames). */
+  get partialBytes(): number {
+    return this.body ? FRAME_HEADER_BYTES + this.bodyFill : this.headerFill;
   }
 
   /** Where the next read must go: never empty. */
@@ -174,6 +210,7 @@ export class DirectFrameDecoder {
       data.copy(body, 0, at, at + taken);
       at += taken;
       if (taken === length) {
+        this.framesDecoded++;
         this.onFrame(body);
       } else {
         // The rest of this body is read straight into it.
@@ -186,6 +223,7 @@ export class DirectFrameDecoder {
   private finishBody(): void {
     const body = this.body!;
     this.body = null;
+    this.framesDecoded++;
     this.onFrame(body);
   }
 }

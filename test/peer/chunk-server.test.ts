@@ -471,7 +471,7 @@ test(
     await delay(200);
     clearInterval(sampler);
     const stuckReads = big.counter.reads - 3;
-    // 4 each (READS_PER_CONNECTION) would be 80: over the budget of 64.
+    // 4 each (SERVED_READS_PER_CONNECTION) would be 80: over the budget of 64.
     assert.ok(stuckReads <= budgetChunks, `${stuckReads} chunks read for clients that never read`);
     const { unflushedBytes, unflushedChunks } = server.stats;
     assert.ok(peak <= budgetChunks * MAX_CHUNK_SIZE, `peak ${peak} bytes unflushed`);

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { ephemeralCredentials } from '../../src/transport/credentials.js';
 /**
  * Upload slots on real connections: a ChunkServer on loopback and PeerClients. Deadlines are
@@ -262,3 +263,30 @@ test('a client that asks while choked is refused at once, whatever it asks for',
   assert.deepEqual(await Promise.all(replies), ['ERR_CHOKED', 'ERR_CHOKED', 'ERR_CHOKED', 'ERR_CHOKED']);
   assert.equal(waiting.client.inFlight, 0);
 });
+
+test(
+  'requests for a file the server does not hold are refused at once and take no slot',
+  limits,
+  async (t) => {
+    const file = await testFile(t);
+    const gate = deferred();
+    t.after(() => gate.resolve());
+    const { server, port } = await serve(t, file, { gate: gate.promise, uploadSlots: 1, ...NO_TIMERS });
+    // Two clients asking for junk: with the regular and the optimistic slot, they would hold both.
+    for (let i = 0; i < 2; i++) {
+      const junk = await connect(t, port);
+      await assert.rejects(junk.client.requestChunk(randomBytes(32), 0), (err: unknown) => {
+        return err instanceof RemoteError && err.code === 'ERR_UNKNOWN_FILE';
+      });
+      assert.equal(junk.chokes, 0);
+    }
+    assert.equal(server.stats.unchoked, 0);
+    // A client asking for what we hold gets a slot at once.
+    const honest = await connect(t, port);
+    const chunk = honest.client.requestChunk(file.manifest.id, 0);
+    await waitFor(() => server.stats.unchoked === 1, 'the honest request to take a slot');
+    gate.resolve();
+    assert.equal((await chunk).length, MIN_CHUNK_SIZE);
+    assert.equal(honest.chokes, 0);
+  },
+);

@@ -23,7 +23,10 @@ function random(seed: number): () => number {
 
 function bodies(): Buffer[] {
   const next = random(7);
-  const out = [Buffer.from('a'), Buffer.from('hello'), Buffer.alloc(70_000, 0x5a)];
+  // Bodies over GROWN_BODY_MIN_BYTES are allocated as they arrive: one grows once, one twice.
+  const grown = Buffer.alloc(150_000);
+  for (let i = 0; i < grown.length; i++) grown[i] = i % 251;
+  const out = [Buffer.from('a'), Buffer.from('hello'), Buffer.alloc(70_000, 0x5a), grown];
   for (let i = 0; i < 20; i++) {
     const body = Buffer.alloc(1 + Math.floor(next() * 300));
     for (let j = 0; j < body.length; j++) body[j] = Math.floor(next() * 256);

@@ -5,6 +5,7 @@
 import { chunkSizeFor } from '../src/storage/manifest.js';
 import { fixed, mdTable, percent, textTable } from './format.js';
 import type { Measured } from './limits.js';
+import { ENCRYPTION_GOAL_RATIO, renderEncryption, type EncryptionResult } from './encryption.js';
 import { renderMemory, type MemoryResult } from './memory.js';
 import {
   formatPeerClientsConsole,
@@ -19,7 +20,7 @@ import type { DownloadRun, TransferCase, TransferResult } from './transfer.js';
 import { MB, MiB, mbPerSecond } from './util.js';
 
 /** The benchmark's cases in the order they run; `--only` picks some of them. */
-export const CASES = ['limits', 'transfer', 'peers', 'swarm', 'memory', 'tracker'] as const;
+export const CASES = ['limits', 'transfer', 'encryption', 'peers', 'swarm', 'memory', 'tracker'] as const;
 export type CaseName = (typeof CASES)[number];
 
 /** A download from one seeder should reach this share of the lower limit. */
@@ -51,6 +52,7 @@ export interface BenchResult {
   transferRuns: number;
   limits: Limits | null;
   transfer: TransferResult | null;
+  encryption: EncryptionResult | null;
   peers: PeerClientResult[] | null;
   swarm: SwarmResult | null;
   /** The swarm's plot as the report links it (relative to the report). */
@@ -246,6 +248,17 @@ export function goals(r: BenchResult): Goal[] {
       verdict: judged(ratio <= SWARM_GOAL_RATIO),
     });
   }
+  const e = r.encryption;
+  if (e) {
+    out.push({
+      goal: `encrypted (TLS 1.3) ${sizeText(e.size)} download: at least ${fixed(ENCRYPTION_GOAL_RATIO, 1)} of unencrypted`,
+      measured: rate(e.tlsMbps),
+      against: `${rate(e.plainMbps)} (unencrypted, same run)`,
+      ratio: e.ratio,
+      target: `≥ ${fixed(ENCRYPTION_GOAL_RATIO, 2)}`,
+      verdict: judged(e.ratio >= ENCRYPTION_GOAL_RATIO),
+    });
+  }
   const m = r.memory;
   if (m) {
     const peak = (who: string, bytes: number | null, note = ''): Goal => ({
@@ -361,6 +374,13 @@ export function formatConsole(r: BenchResult): string {
       `  last done ${secs(run.lastFinishSeconds)} (first ${secs(run.firstFinishSeconds)}, median ` +
         `${secs(run.medianFinishSeconds)}); Kumar-Ross bound ${secs(sw.boundSeconds)}; ratio ` +
         `${fixed(run.lastFinishSeconds / sw.boundSeconds, 2)}; plot: ${sw.plotFile ?? 'none'}`,
+    );
+  }
+  if (r.encryption) {
+    const e = r.encryption;
+    lines.push(
+      '',
+      `encryption: ${sizeText(e.size)}, TLS 1.3 ${rate(e.tlsMbps)} vs unencrypted ${rate(e.plainMbps)}: ratio ${fixed(e.ratio, 2)}`,
     );
   }
   if (m) {
@@ -513,6 +533,7 @@ export function formatMarkdown(r: BenchResult): string {
     const lower = lowerLimit(l);
     out.push(renderPeerClients(r.peers, lower.mbps, { ceilingName: lower.name, ours: ourFigures(t) }));
   }
+  if (r.encryption) out.push(renderEncryption(r.encryption));
   if (r.swarm) out.push(renderSwarm(r.swarm, r.swarmPlotLink));
   if (r.memory) out.push(renderMemory(r.memory));
   if (k) {

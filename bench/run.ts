@@ -25,6 +25,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { LimitSamples, measureDiskWrite } from './limits.js';
+import { measureEncryption } from './encryption.js';
 import { runMemory } from './memory.js';
 import { writePayload } from './payload.js';
 import { runPeerClients } from './peers/index.js';
@@ -54,6 +55,7 @@ const PROFILES = {
     runs: 5,
     /** At most this many runs of each other client's case (aria2 can take a minute per GiB). */
     peerRuns: 3,
+    encryptionRuns: 5,
     diskRuns: 3,
     sha256Bytes: 512 * MiB,
     rawTcpBytes: 2048 * MiB,
@@ -65,6 +67,7 @@ const PROFILES = {
     sizeMiB: 64,
     runs: 1,
     peerRuns: 1,
+    encryptionRuns: 1,
     diskRuns: 1,
     sha256Bytes: 128 * MiB,
     rawTcpBytes: 256 * MiB,
@@ -234,6 +237,16 @@ async function main(): Promise<void> {
         log,
       }),
     );
+    const encryption = await bigCase('encryption', async () => {
+      let file = transfer?.payload.path;
+      if (!file) {
+        file = path.join(workDir, 'encryption-payload.bin');
+        log(`encryption: writing the ${config.sizeMiB} MiB payload`);
+        await writePayload(file, size);
+      }
+      const runs = Math.min(config.runs, profile.encryptionRuns);
+      return measureEncryption({ file, workDir, runs, log });
+    });
     const peers = await bigCase('peers', async () => {
       let payload = transfer?.payload;
       if (!payload) {
@@ -280,6 +293,7 @@ async function main(): Promise<void> {
       transferRuns: config.runs,
       limits,
       transfer,
+      encryption,
       peers,
       swarm,
       swarmPlotLink: path.relative(path.dirname(reportFile), swarm?.plotFile ?? plotFile),

@@ -31,7 +31,6 @@
  */
 import type net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import type tls from 'node:tls';
 import type { Endpoint } from '../address.js';
 import {
   DEFAULT_HOST,
@@ -104,6 +103,8 @@ export interface ChunkServerOptions {
   frameTimeoutMs?: number;
   /** Our identity for TLS (and swarm key, in a private swarm); a throw-away one if not given. */
   credentials?: Credentials;
+  /** No TLS, no peer authentication: only for measuring what encryption costs (bench/encryption.ts). */
+  unencrypted?: boolean;
   /** How we introduce ourselves in INFO (its port is the one we listen on, known after listen()). */
   self?: { name: string };
   /** What we hold now, complete and partial files, for OFFERS. */
@@ -191,7 +192,7 @@ export class ChunkServer {
   private readonly greeted = new Set<ServedConnection>();
   private readonly diskReads = new Limiter(SERVED_READS_PER_SERVER);
   private readonly budget: SendBudget;
-  private server: tls.Server | null = null;
+  private server: net.Server | null = null;
   private listenCalled = false;
   /** TCP connections open, including those still in the TLS handshake. */
   private credentials: Credentials | null = null;
@@ -279,6 +280,7 @@ export class ChunkServer {
     const server = createSecureServer(
       {
         credentials,
+        unencrypted: this.options.unencrypted === true,
         handshakeTimeoutMs: this.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
         admit: (socket) => this.admitSocket(socket),
         onRefused: (err, socket) =>
@@ -355,7 +357,7 @@ export class ChunkServer {
     return true;
   }
 
-  private accept(socket: tls.TLSSocket, remotePeerId: Buffer): void {
+  private accept(socket: net.Socket, remotePeerId: Buffer | null): void {
     if (this.closed) {
       socket.destroy();
       return;
@@ -625,6 +627,11 @@ interface Request {
   cancelled: boolean;
   /** Its connection was choked before the chunk was read: it is answered with ERR_CHOKED. */
   choked: boolean;
+  /**
+   * Its PIECE is written: for the client it is answered (it may already have it, and asked again)
+   * though the chunk keeps its memory budget until the PIECE is flushed.
+   */
+  answered?: boolean;
 }
 
 /** @internal A chunk read for one PIECE; it holds its part of the server's budget until released. */
@@ -840,7 +847,9 @@ class ServedConnection {
       case 'info': {
         if (this.introduced) throw new ProtocolError('INFO sent twice');
         // The id a client introduces itself with is the one its certificate proved, or it lies.
-        if (!msg.peerId.equals(this.conn.remotePeerId!)) {
+        // (No proven id only on an unencrypted connection, made for measuring alone.)
+        const proven = this.conn.remotePeerId;
+        if (proven && !msg.peerId.equals(proven)) {
           throw new ProtocolError('INFO names another peer id than its key');
         }
         this.introduced = true;
@@ -875,7 +884,12 @@ class ServedConnection {
     if (this.inFlight() >= MAX_SERVED_REQUESTS_PER_CONNECTION) {
       throw new ProtocolError(`more than ${MAX_SERVED_REQUESTS_PER_CONNECTION} requests in flight`);
     }
-    if (this.active.has(req) || this.manifestRequests.has(req) || this.waiting.some((r) => r.req === req)) {
+    const active = this.active.get(req);
+    if (
+      (active && !active.answered) ||
+      this.manifestRequests.has(req) ||
+      this.waiting.some((r) => r.req === req)
+    ) {
       throw new ProtocolError(`request id ${req} is already in flight`);
     }
   }
@@ -883,7 +897,7 @@ class ServedConnection {
   /** Requests the client is waiting for; a cancelled one no longer counts, even while it is read. */
   private inFlight(): number {
     let count = this.waiting.length + this.manifestRequests.size;
-    for (const request of this.active.values()) if (!request.cancelled) count++;
+    for (const request of this.active.values()) if (!request.cancelled && !request.answered) count++;
     return count;
   }
 
@@ -892,7 +906,8 @@ class ServedConnection {
       const request = this.waiting.shift()!;
       this.active.set(request.req, request);
       void this.serve(request).finally(() => {
-        this.active.delete(request.req);
+        // (A client may reuse the id of an answered request whose PIECE is still being flushed.)
+        if (this.active.get(request.req) === request) this.active.delete(request.req);
         this.pump();
       });
     }
@@ -958,6 +973,7 @@ class ServedConnection {
    */
   private async sendPiece(request: Request, chunk: ReadChunk): Promise<void> {
     this.pieceWritten();
+    request.answered = true;
     try {
       await this.conn.sendFlushed(encodePieceHeader(request.req, request.index), chunk.data);
     } finally {

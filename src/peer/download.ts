@@ -104,6 +104,8 @@ export interface DownloadOptions {
   /** Who we are to the sources: the identity we prove (by default a throw-away one) and our name. */
   credentials?: Credentials;
   self?: { name: string };
+  /** No TLS, no peer authentication: only for measuring what encryption costs (bench/encryption.ts). */
+  unencrypted?: boolean;
   /** A fixed number of requests in flight per source; by default it adapts to each source's rate. */
   requestsPerSource?: number;
   maxSources?: number;
@@ -789,6 +791,7 @@ export class Download extends EventEmitter<DownloadEvents> {
         // Our proven peer id lets the source credit what we upload to it (tit-for-tat); port 0: this
         // connection is not a place to connect back to.
         ...(this.options.credentials ? { credentials: this.options.credentials } : {}),
+        ...(this.options.unencrypted ? { unencrypted: true } : {}),
         self: { name: this.options.self?.name ?? '', port: 0 },
         // Whoever answers at the address must be the peer the tracker or mesh named.
         expectedPeerId: /^[0-9a-f]{64}$/.test(source.peerId) ? Buffer.from(source.peerId, 'hex') : undefined,

@@ -59,6 +59,8 @@ export interface PeerClientOptions {
   credentials?: Credentials;
   /** The peer id we mean to reach: anyone else at the address is refused with ERR_PEER_AUTH. */
   expectedPeerId?: Buffer | undefined;
+  /** No TLS, no peer authentication: only for measuring what encryption costs (bench/encryption.ts). */
+  unencrypted?: boolean;
   /**
    * How we introduce ourselves in INFO after the handshake. Default: no name and port 0 (we do not
    * serve), which a server does not pass on as a peer.
@@ -144,7 +146,12 @@ export class PeerClient extends EventEmitter<PeerClientEvents> {
     // (so a small expected chunk size still admits them); the rest is small. Chunk data is read
     // straight into its frame body (connectFramed), with no copy.
     const credentials = options.credentials ?? (await ephemeralCredentials());
-    const secure = { credentials, timeoutMs, expectedPeerId: options.expectedPeerId };
+    const secure = {
+      credentials,
+      timeoutMs,
+      expectedPeerId: options.expectedPeerId,
+      unencrypted: options.unencrypted === true,
+    };
     const conn = await connectFramed(host, port, secure, {
       maxFrame: Math.max(maxChunkSize + PIECE_HEADER_BYTES, MAX_PEER_CONTROL_FRAME),
       idleTimeoutMs: options.idleTimeoutMs ?? PEER_IDLE_TIMEOUT_MS,
@@ -188,9 +195,9 @@ export class PeerClient extends EventEmitter<PeerClientEvents> {
     return client;
   }
 
-  /** The server's peer id, as it proved it in the TLS handshake. */
-  get remotePeerId(): Buffer {
-    return this.conn.remotePeerId!;
+  /** The server's peer id, as it proved it in the TLS handshake (null only unencrypted). */
+  get remotePeerId(): Buffer | null {
+    return this.conn.remotePeerId;
   }
 
   /** The server's INFO, once it has arrived (null before, or if it never sends one). */
@@ -309,7 +316,7 @@ export class PeerClient extends EventEmitter<PeerClientEvents> {
     switch (msg.type) {
       case 'info':
         if (this.remoteInfo) throw new ProtocolError('INFO sent twice');
-        if (!msg.peerId.equals(this.remotePeerId))
+        if (this.remotePeerId && !msg.peerId.equals(this.remotePeerId))
           throw new ProtocolError('INFO names another peer id than its key');
         this.remoteInfo = { peerId: msg.peerId, name: msg.name, port: msg.port };
         this.emit('info', this.remoteInfo);

@@ -11,7 +11,6 @@
  * session.ts): beyond either budget, sessions are not read until their requests are handled.
  */
 import type net from 'node:net';
-import type tls from 'node:tls';
 import {
   DEFAULT_HOST,
   FRAME_TIMEOUT_MS,
@@ -111,7 +110,7 @@ export class TrackerServer {
   private readonly requestBurst: number;
   private readonly maxRegisterAttempts: number;
   private readonly budget: QueueBudget;
-  private server: tls.Server | null = null;
+  private server: net.Server | null = null;
   private credentials: Credentials | null;
   /** TCP connections open, including those still in the TLS handshake. */
   private sockets = 0;
@@ -252,7 +251,7 @@ export class TrackerServer {
     return true;
   }
 
-  private onConnection(socket: tls.TLSSocket, remotePeerId: Buffer): void {
+  private onConnection(socket: net.Socket, remotePeerId: Buffer | null): void {
     const addr = `${(socket.remoteAddress ?? '').replace(/^::ffff:/, '')}:${socket.remotePort}`;
     if (this.closing) {
       socket.destroy();

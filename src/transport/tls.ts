@@ -50,13 +50,22 @@ export interface SecureServerOptions {
   admit?: (socket: net.Socket) => boolean;
   /** A connection whose TLS handshake failed (garbage, timeout, no certificate): for the log. */
   onRefused?: (err: Error, socket: net.Socket) => void;
+  /**
+   * No TLS at all, and so no peer authentication (the remote peer id is null): only for measuring
+   * what encryption costs (bench/encryption.ts). Nothing a user runs sets it.
+   */
+  unencrypted?: boolean;
 }
 
 /** A TLS server that hands over only authenticated connections, with the peer id each proved. */
 export function createSecureServer(
   options: SecureServerOptions,
-  onConnection: (socket: tls.TLSSocket, remotePeerId: Buffer) => void,
-): tls.Server {
+  onConnection: (socket: net.Socket, remotePeerId: Buffer | null) => void,
+): net.Server {
+  if (options.unencrypted) {
+    const admit = options.admit ?? (() => true);
+    return net.createServer((socket) => (admit(socket) ? onConnection(socket, null) : socket.destroy()));
+  }
   const server = tls.createServer({
     ...commonOptions(options.credentials),
     requestCert: true,
@@ -65,12 +74,12 @@ export function createSecureServer(
     handshakeTimeout: options.handshakeTimeoutMs,
   });
   const admit = options.admit;
-  if (admit) {
-    // 'connection' sees the TCP socket before TLS spends anything on it.
-    server.prependListener('connection', (socket: net.Socket) => {
-      if (!admit(socket)) socket.destroy();
-    });
-  }
+  // 'connection' sees the TCP socket before TLS spends anything on it. No Nagle: a TLS socket's own
+  // setNoDelay() does not reach the TCP socket under it, and a frame's last record must not wait.
+  server.prependListener('connection', (socket: net.Socket) => {
+    if (admit && !admit(socket)) socket.destroy();
+    else socket.setNoDelay(true);
+  });
   server.on('secureConnection', (socket: tls.TLSSocket) => {
     let remotePeerId: Buffer;
     try {
@@ -99,6 +108,8 @@ export interface SecureConnectOptions {
   onread?: net.OnReadOpts;
   /** The local address to connect from. */
   localAddress?: string;
+  /** No TLS (see SecureServerOptions.unencrypted): for measuring what encryption costs, nothing else. */
+  unencrypted?: boolean;
 }
 
 /**
@@ -110,11 +121,19 @@ export interface SecureConnectOptions {
 export function connectSecure(
   host: string,
   port: number,
+  options: SecureConnectOptions & { unencrypted?: false },
+): Promise<{ socket: tls.TLSSocket; remotePeerId: Buffer }>;
+export function connectSecure(
+  host: string,
+  port: number,
   options: SecureConnectOptions,
-): Promise<{
-  socket: tls.TLSSocket;
-  remotePeerId: Buffer;
-}> {
+): Promise<{ socket: net.Socket; remotePeerId: Buffer | null }>;
+export function connectSecure(
+  host: string,
+  port: number,
+  options: SecureConnectOptions,
+): Promise<{ socket: net.Socket; remotePeerId: Buffer | null }> {
+  if (options.unencrypted) return connectPlain(host, port, options);
   const where = net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
   return new Promise((resolve, reject) => {
     let connected = false;
@@ -197,6 +216,30 @@ export function connectSecure(
           `${where} closed the connection during the TLS handshake`,
         ),
       );
+    });
+  });
+}
+
+/** connectSecure() without TLS, for SecureConnectOptions.unencrypted. */
+function connectPlain(
+  host: string,
+  port: number,
+  options: SecureConnectOptions,
+): Promise<{ socket: net.Socket; remotePeerId: null }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host, port, ...(options.onread ? { onread: options.onread } : {}) });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new SwarmError('ERR_UNREACHABLE', `connecting to ${host}:${port} timed out`));
+    }, options.timeoutMs);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.removeAllListeners('error');
+      resolve({ socket, remotePeerId: null });
+    });
+    socket.once('error', (err) => {
+      clearTimeout(timer);
+      reject(new SwarmError('ERR_UNREACHABLE', `cannot connect to ${host}:${port}: ${errorMessage(err)}`));
     });
   });
 }

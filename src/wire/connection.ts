@@ -42,7 +42,7 @@ export interface FramedConnectionOptions {
    */
   receiveLimiter?: ReceiveLimiter;
   /** The peer id the other end proved in the TLS handshake (see transport/tls.ts). */
-  remotePeerId?: Buffer;
+  remotePeerId?: Buffer | null;
 }
 
 /** What a receive limiter does (the process-wide RateLimiter of src/peer/rate-limiter.ts). */

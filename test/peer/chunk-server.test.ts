@@ -22,14 +22,14 @@ import {
 } from '../../src/peer/chunk-server.js';
 import { PeerClient } from '../../src/peer/peer-client.js';
 import { RateLimiter } from '../../src/peer/rate-limiter.js';
-import { chunkCount, type Manifest } from '../../src/storage/manifest.js';
+import { chunkCount, chunkLength, type Manifest } from '../../src/storage/manifest.js';
 import { readFileChunk } from '../../src/storage/shared-folder.js';
 import { FramedConnection } from '../../src/wire/connection.js';
 import { connectTls } from '../helpers/secure.js';
 import { frameHeader } from '../../src/wire/framing.js';
 import { clientHandshake, serverHandshake } from '../../src/wire/handshake.js';
 import { decodePeerMessage, encodePeerMessage, encodePieceHeader } from '../../src/wire/peer-messages.js';
-import { deferred, makeFile, type TestFile } from '../helpers/peer-fixtures.js';
+import { deferred, makeFile, spawnSeeder, type TestFile } from '../helpers/peer-fixtures.js';
 import { tempDir, waitFor } from '../helpers/wait.js';
 
 /** A hung exchange fails its test instead of hanging the run. */
@@ -258,6 +258,30 @@ test('a client speaking another protocol is refused with a reason', limits, asyn
   const other = await rawClient(t, port, false);
   await assert.rejects(clientHandshake(other, PEER_PROTOCOL, [999]), { code: 'ERR_UNSUPPORTED_VERSION' });
 });
+
+test(
+  'a client that asks again the moment each PIECE arrives stays within the limit, at full speed',
+  limits,
+  async (t) => {
+    // The server's write of a PIECE may report done only after the client has it and has asked
+    // again (it does over TLS, with the server in another process): an answered request must not
+    // count as in flight until then.
+    const file = await testFile(t, MIN_CHUNK_SIZE * 8);
+    const seeder = await spawnSeeder(t, file, 0);
+    const c = await client(t, seeder.port, { maxInFlight: MAX_SERVED_REQUESTS_PER_CONNECTION });
+    const total = chunkCount(file.manifest);
+    let next = 0;
+    const pull = async (): Promise<void> => {
+      while (next < 3000) {
+        const index = next++ % total;
+        const data = await c.requestChunk(file.manifest.id, index);
+        assert.equal(data.length, chunkLength(file.manifest, index));
+      }
+    };
+    await Promise.all(Array.from({ length: MAX_SERVED_REQUESTS_PER_CONNECTION }, pull));
+    assert.equal(c.isClosed, false);
+  },
+);
 
 test('a cancelled request is not sent', limits, async (t) => {
   const file = await testFile(t);

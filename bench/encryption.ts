@@ -97,7 +97,9 @@ async function downloadOnce(
         },
       ],
     });
-    download.on('source-lost', (peer, why) => process.stderr.write(`encryption: ${mode}: source lost (${why})\n`));
+    download.on('source-lost', (peer, why) =>
+      process.stderr.write(`encryption: ${mode}: source lost (${why})\n`),
+    );
     await download.start();
     const seconds = (performance.now() - started) / 1000;
     const cpu = process.cpuUsage(cpuBefore);

@@ -855,6 +855,11 @@ export class Download extends EventEmitter<DownloadEvents> {
       why = 'protocol';
       source.dropped = true;
       this.orderStale = true;
+      // Data we did not ask for (a PIECE for no request of ours) is one of these: no second chance.
+      this.logger.warn(
+        { peer: source.peerId, address: `${source.info.host}:${source.info.port}`, err: errorMessage(reason) },
+        'source banned for the rest of this download: it broke the protocol',
+      );
     }
     source.closingFor = null;
     if (why !== 'idle') this.penalise(source);
@@ -1140,6 +1145,10 @@ export class Download extends EventEmitter<DownloadEvents> {
     if (source.badChunks >= MAX_BAD_CHUNKS_PER_SOURCE && !source.dropped) {
       source.dropped = true;
       this.orderStale = true;
+      this.logger.warn(
+        { peer: source.peerId, address: `${source.info.host}:${source.info.port}`, bad: source.badChunks },
+        'source banned for the rest of this download: its chunks failed verification',
+      );
       if (source.client) this.closeSource(source, 'bad-chunks');
       else this.emit('source-lost', source.peerId, 'bad-chunks');
     }

@@ -54,6 +54,8 @@ export interface SeederOptions {
   delayMs?: number;
   /** Serves every chunk with one byte flipped. */
   corrupt?: boolean;
+  /** Serves, for each chunk asked for, the right bytes of another chunk (the next one). */
+  wrongIndex?: boolean;
   /** Never answers at all. */
   stall?: boolean;
   /** Claims (in its SourceInfo) every chunk, whatever it really holds. */
@@ -88,7 +90,8 @@ export async function startSeeder(
       if (options.gate) await options.gate;
       if (options.delayMs) await delay(options.delayMs);
       if (!fileId.equals(file.manifest.id) || !chunks.has(index)) return null;
-      const data = await readFileChunk(file.path, file.manifest, index);
+      const served = options.wrongIndex ? (index + 1) % total : index;
+      const data = await readFileChunk(file.path, file.manifest, served);
       if (options.corrupt) data[data.length >> 1]! ^= 0xff;
       return data;
     },

@@ -82,7 +82,8 @@ describe('a certificate proves the id a node reports', () => {
       t.after(() => socket.destroy());
       assert.equal(remotePeerId.toString('hex'), node.peerIdHex);
       assert.equal(remotePeerId.toString('hex'), peerIdOfPem(pem).toString('hex'));
-    });
+    },
+  );
 });
 
 describe('nobody acts under another peer id at a tracker', () => {

@@ -70,20 +70,25 @@ async function smallFile(t: TestContext, name = 'small.bin'): Promise<TestFile> 
 }
 
 describe('a certificate proves the id a node reports', () => {
-  test(
-    'a peer node: its TLS key is the one in its identity.pem, its id the hash of that key',
-    T,
-    async (t) => {
-      const dir = await tempDir(t);
-      const node = await PeerNode.start({ dir, host: '127.0.0.1', lan: false });
-      t.after(() => node.close());
-      const pem = await fs.readFile(path.join(dir, '.swarmshare', IDENTITY_FILE_NAME), 'utf8');
-      const { socket, remotePeerId } = await connectAs('127.0.0.1', node.address.port);
-      t.after(() => socket.destroy());
-      assert.equal(remotePeerId.toString('hex'), node.peerIdHex);
-      assert.equal(remotePeerId.toString('hex'), peerIdOfPem(pem).toString('hex'));
-    },
-  );
+  test('a peer node: its TLS key is the one in identity.pem, its id the key hash', T, async (t) => {
+    const dir = await tempDir(t);
+    const node = await PeerNode.start({ dir, host: '127.0.0.1', lan: false });
+    t.after(() => node.close());
+    const pem = await fs.readFile(path.join(dir, '.swarmshare', IDENTITY_FILE_NAME), 'utf8');
+    const { socket, remotePeerId } = await connectAs('127.0.0.1', node.address.port);
+    t.after(() => socket.destroy());
+    assert.equal(remotePeerId.toString('hex'), node.peerIdHex);
+    assert.equal(remotePeerId.toString('hex'), peerIdOfPem(pem).toString('hex'));
+  });
+
+  test('a tracker: the id it proves is the id of its credentials', T, async (t) => {
+    const credentials = await credentialsOfLabel('tracker');
+    const { port } = await startTracker(t, { credentials });
+    const { socket, remotePeerId } = await connectAs(HOST, port);
+    t.after(() => socket.destroy());
+    assert.ok(remotePeerId.equals(idOf('tracker')));
+    assert.ok(remotePeerId.equals(peerIdOfPem(credentials.privateKey)));
+  });
 });
 
 describe('nobody acts under another peer id at a tracker', () => {

@@ -24,15 +24,15 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `swarmshare ...args` to completion, with optional stdin, and a deadline. */
+/** Runs `swarmshare ...args` to completion, with optional stdin, extra environment, and a deadline. */
 export function runCli(
   args: string[],
-  options: { input?: string; timeoutMs?: number; cwd?: string } = {},
+  options: { input?: string; timeoutMs?: number; cwd?: string; env?: NodeJS.ProcessEnv } = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
       cwd: options.cwd,
-      env: CLI_ENV,
+      env: { ...CLI_ENV, ...options.env },
     });
     let stdout = '';
     let stderr = '';
@@ -85,9 +85,9 @@ export class CliProcess {
   }
 }
 
-/** Starts a CLI process that is killed when the test ends. */
-export function startCli(t: TestContext, args: string[]): CliProcess {
-  const child = spawn(process.execPath, [BIN, ...args], { env: CLI_ENV });
+/** Starts a CLI process (with extra environment, if given) that is killed when the test ends. */
+export function startCli(t: TestContext, args: string[], env: NodeJS.ProcessEnv = {}): CliProcess {
+  const child = spawn(process.execPath, [BIN, ...args], { env: { ...CLI_ENV, ...env } });
   const proc = new CliProcess(child);
   t.after(async () => {
     proc.kill('SIGKILL');

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
+import { SWARM_SECRET_ENV } from '../../src/transport/swarm-secret.js';
 import { waitFor } from './wait.js';
 
 export const BIN = fileURLToPath(new URL('../../../bin/swarmshare.js', import.meta.url));
@@ -16,6 +17,8 @@ export const BIN = fileURLToPath(new URL('../../../bin/swarmshare.js', import.me
 const STATE_HOME = fs.mkdtempSync(path.join(os.tmpdir(), 'swarmshare-test-state-'));
 process.on('exit', () => fs.rmSync(STATE_HOME, { recursive: true, force: true }));
 export const CLI_ENV: NodeJS.ProcessEnv = { ...process.env, FORCE_COLOR: '0', XDG_STATE_HOME: STATE_HOME };
+// A swarm secret where the tests run would make every command here a member of a private swarm.
+delete CLI_ENV[SWARM_SECRET_ENV];
 
 export interface CliResult {
   code: number | null;

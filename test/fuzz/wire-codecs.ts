@@ -17,14 +17,17 @@ import {
 import { Bitfield } from '../../src/storage/bitfield.js';
 import { fileNameProblem } from '../../src/storage/file-name.js';
 import { chunkCountOf, type Manifest } from '../../src/storage/manifest.js';
-import { Reader, Writer } from '../../src/wire/codec.js';
+import { ProtocolError, Reader, Writer } from '../../src/wire/codec.js';
 import {
   HELLO,
+  PROOF,
   REFUSE,
   WELCOME,
   decodeHandshakeReply,
   decodeHello,
+  decodeProof,
   encodeHello,
+  encodeProof,
   encodeRefuse,
   encodeWelcome,
 } from '../../src/wire/handshake.js';
@@ -77,6 +80,20 @@ export const handshakeReplyCodec: FuzzCodec<HandshakeReply> = {
   encode: (reply) => ('version' in reply ? encodeWelcome(reply.version) : encodeRefuse(reply.refusal)),
   messages: handshakeReply,
   prefixes: [Buffer.from([WELCOME]), Buffer.from([REFUSE])],
+};
+
+/** A private swarm's PROOF (32 bytes, nothing else); any other frame is not one. */
+export const proofCodec: FuzzCodec<Buffer> = {
+  decoder: 'handshake',
+  label: 'PROOF',
+  decode: (bytes) => {
+    const proof = decodeProof(bytes);
+    if (!proof) throw new ProtocolError('not a PROOF');
+    return proof;
+  },
+  encode: encodeProof,
+  messages: fc.uint8Array({ minLength: 32, maxLength: 32 }).map((bytes) => Buffer.from(bytes)),
+  prefixes: [Buffer.from([PROOF])],
 };
 
 export const trackerCodec: FuzzCodec<ReturnType<typeof decodeTrackerMessage>> = {
@@ -195,6 +212,7 @@ export function wireCodecProperties(): FuzzProperty[] {
   return [
     ...codecProperties(helloCodec),
     ...codecProperties(handshakeReplyCodec),
+    ...codecProperties(proofCodec),
     ...codecProperties(trackerCodec),
     ...codecProperties(peerCodec),
     ...codecProperties(manifestCodec),

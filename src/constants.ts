@@ -288,6 +288,13 @@ export const MAX_LAN_DATAGRAMS_PER_SECOND = 200;
 export const MAX_LAN_INTERFACES = 32;
 /** A repeated warning (garbage datagrams, a full peer table) is logged at most this often. */
 export const LAN_WARN_INTERVAL_MS = 60_000;
+/**
+ * A sealed LAN offer (private swarm) whose timestamp is further than this from our clock, either
+ * way, is refused: a recorded offer replayed later revives a departed peer for this long at most.
+ * Two minutes covers the clock difference of machines kept by NTP with a wide margin; members whose
+ * clocks differ by more do not find each other on the LAN (a known host or a tracker still works).
+ */
+export const LAN_SEALED_OFFER_MAX_SKEW_MS = 120_000;
 
 /** The hosts file: lines read (the rest is ignored with a warning), bytes read, poll interval. */
 export const MAX_HOSTS_FILE_LINES = 1024;

@@ -20,6 +20,14 @@
  *   per interval (an address storm becomes a trickle of connections); a refused peer is
  *   reported later when it repeats its offer;
  * - garbage is counted and logged at debug, with a warning at most once per LAN_WARN_INTERVAL_MS.
+ *
+ * In a private swarm (a swarm key given), every offer is sealed (src/wire/sealed-lan-offer.ts):
+ * only members can read or forge one. A member ignores open offers (a node outside the swarm
+ * would refuse it at the TLS handshake anyway), sealed ones that do not authenticate (another
+ * swarm's on the same link, or forgeries), and sealed ones stamped further than
+ * LAN_SEALED_OFFER_MAX_SKEW_MS from its clock or older than the newest seen from the same peer
+ * (replays); an open node ignores sealed offers. Those are counted and logged at debug only:
+ * another swarm on the link is normal, not an attack worth a warning.
  */
 import { createHash } from 'node:crypto';
 import dgram from 'node:dgram';
@@ -32,6 +40,7 @@ import {
   LAN_MIN_ANNOUNCE_GAP_MS,
   LAN_MULTICAST_GROUP,
   LAN_PORT,
+  LAN_SEALED_OFFER_MAX_SKEW_MS,
   LAN_WARN_INTERVAL_MS,
   MAX_FILE_SIZE,
   MAX_LAN_DATAGRAMS_PER_SECOND,
@@ -41,17 +50,29 @@ import {
   MAX_NEW_LAN_PEERS_PER_INTERVAL,
   MAX_PEER_NAME_BYTES,
   MAX_SHARED_FILES,
+  MAX_LAN_DATAGRAM,
   PEER_ID_BYTES,
 } from '../constants.js';
 import { SwarmError, errorCode, errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { fileNameProblem } from '../storage/file-name.js';
+import type { SwarmKey } from '../transport/swarm-secret.js';
+import { ProtocolError } from '../wire/codec.js';
 import {
+  LAN_OFFER_MAGIC,
   decodeLanOffer,
   encodeLanOffer,
   type LanOfferFile,
   type LanOfferMessage,
 } from '../wire/lan-offer.js';
+import {
+  MAX_SEALED_LAN_OFFER_PLAINTEXT,
+  SEALED_LAN_OFFER_PURPOSE,
+  UnauthenticLanOfferError,
+  isSealedLanOffer,
+  sealLanOffer,
+  unsealLanOffer,
+} from '../wire/sealed-lan-offer.js';
 
 const LOOPBACK = '127.0.0.1';
 
@@ -103,6 +124,8 @@ export interface LanDiscoveryOptions {
   maxNewPeersPerInterval?: number;
   /** Datagrams read per second, the rest dropped unread (default MAX_LAN_DATAGRAMS_PER_SECOND). */
   maxDatagramsPerSecond?: number;
+  /** A private swarm's key: offers are then sealed, and only sealed ones from members are read. */
+  swarmKey?: SwarmKey | null;
   logger?: Logger;
 }
 
@@ -116,6 +139,14 @@ export interface LanStats {
   garbage: number;
   /** Our own offers, looped back. */
   ownEchoes: number;
+  /** Open node: sealed offers of a private swarm, ignored. */
+  sealedIgnored: number;
+  /** Private swarm: open offers, ignored. */
+  openIgnored: number;
+  /** Private swarm: sealed offers that do not authenticate (another swarm's, forged, corrupted). */
+  unauthentic: number;
+  /** Private swarm: authentic sealed offers refused as replays (too old, too far ahead, or superseded). */
+  stale: number;
   /** Well-formed offers from other peers. */
   offers: number;
   /** Offers from new peers dropped because the table was full or too many were new this interval. */
@@ -138,6 +169,8 @@ export interface LanDiscoveryEvents {
 
 interface PeerEntry {
   offer: LanOffer;
+  /** The newest sealed offer's timestamp (private swarm): an older one is a replay. */
+  sentAt: number;
   catalogTag: number;
   files: Map<string, LanFile>; // by file id
 }
@@ -153,6 +186,8 @@ export class LanDiscovery extends EventEmitter<LanDiscoveryEvents> {
   private readonly maxDatagramsPerSecond: number;
   private readonly log: Logger;
   private readonly selfHex: string;
+  /** The key sealing our offers and opening the members' (private swarm), or null (open swarm). */
+  private readonly sealKey: Buffer | null;
 
   private socket: dgram.Socket | null = null;
   private starting: Promise<void> | null = null;
@@ -165,6 +200,10 @@ export class LanDiscovery extends EventEmitter<LanDiscoveryEvents> {
     rateLimited: 0,
     garbage: 0,
     ownEchoes: 0,
+    sealedIgnored: 0,
+    openIgnored: 0,
+    unauthentic: 0,
+    stale: 0,
     offers: 0,
     refusedNewPeers: 0,
     sent: 0,
@@ -209,6 +248,7 @@ export class LanDiscovery extends EventEmitter<LanDiscoveryEvents> {
     this.tokens = this.maxDatagramsPerSecond;
     this.log = (options.logger ?? silentLogger()).child({ component: 'lan' });
     this.selfHex = peerId.toString('hex');
+    this.sealKey = options.swarmKey ? options.swarmKey.subkey(SEALED_LAN_OFFER_PURPOSE) : null;
   }
 
   /**
@@ -349,9 +389,11 @@ export class LanDiscovery extends EventEmitter<LanDiscoveryEvents> {
       { peerId, name, port, catalogTag: tag },
       catalogue,
       this.rotation.cursor,
+      this.sealKey ? MAX_SEALED_LAN_OFFER_PLAINTEXT : MAX_LAN_DATAGRAM,
     );
     this.rotation.cursor = catalogue.length ? (this.rotation.cursor + included) % catalogue.length : 0;
-    return datagram;
+    // One seal for every interface: the same datagram twice is no replay (see isReplay).
+    return this.sealKey ? sealLanOffer(this.sealKey, datagram, Date.now()) : datagram;
   }
 
   /** What we share, valid entries only, in a stable order (so the rotation covers everything). */
@@ -437,8 +479,21 @@ export class LanDiscovery extends EventEmitter<LanDiscoveryEvents> {
       return;
     }
     let message: LanOfferMessage;
+    let sentAt = 0;
     try {
-      message = decodeLanOffer(datagram); // refuses oversized datagrams before reading them
+      if (this.sealKey) {
+        const opened = this.openSealed(datagram, host);
+        if (!opened) return;
+        sentAt = opened.sentAt;
+        message = decodeLanOffer(opened.offer);
+      } else {
+        if (datagram.length <= MAX_LAN_DATAGRAM && isSealedLanOffer(datagram)) {
+          this.counters.sealedIgnored++;
+          this.log.debug({ from: host }, 'sealed LAN offer of a private swarm ignored');
+          return;
+        }
+        message = decodeLanOffer(datagram); // refuses oversized datagrams before reading them
+      }
     } catch (err) {
       this.counters.garbage++;
       this.log.debug({ from: host, bytes: datagram.length, err: errorMessage(err) }, 'garbage LAN datagram');
@@ -450,8 +505,46 @@ export class LanDiscovery extends EventEmitter<LanDiscoveryEvents> {
       this.counters.ownEchoes++;
       return;
     }
+    if (this.sealKey && this.isReplay(peerId, host, sentAt)) {
+      this.counters.stale++;
+      this.log.debug({ from: host, peer: peerId.slice(0, 12), sentAt }, 'replayed LAN offer ignored');
+      return;
+    }
     this.counters.offers++;
-    this.record(peerId, host, message);
+    this.record(peerId, host, message, sentAt);
+  }
+
+  /**
+   * Private swarm: opens a sealed offer, or counts and ignores an open offer or one that does not
+   * authenticate (null). Throws ProtocolError for anything else that is not a readable offer.
+   */
+  private openSealed(datagram: Buffer, host: string): { sentAt: number; offer: Buffer } | null {
+    const sealKey = this.sealKey!;
+    if (datagram.length <= MAX_LAN_DATAGRAM && !isSealedLanOffer(datagram)) {
+      const open = datagram.subarray(0, LAN_OFFER_MAGIC.length).equals(LAN_OFFER_MAGIC);
+      if (!open) throw new ProtocolError('not a swarmshare LAN offer (wrong magic)');
+      this.counters.openIgnored++;
+      this.log.debug({ from: host }, 'open LAN offer ignored in a private swarm');
+      return null;
+    }
+    try {
+      return unsealLanOffer(sealKey, datagram);
+    } catch (err) {
+      if (!(err instanceof UnauthenticLanOfferError)) throw err;
+      this.counters.unauthentic++;
+      this.log.debug({ from: host, bytes: datagram.length }, 'sealed LAN offer of another swarm ignored');
+      return null;
+    }
+  }
+
+  /**
+   * A sealed offer is a replay if it was sealed too long ago (or too far ahead, by a clock that is
+   * off), or before the newest one already seen from the same peer at the same address.
+   */
+  private isReplay(peerId: string, host: string, sentAt: number): boolean {
+    if (Math.abs(Date.now() - sentAt) > LAN_SEALED_OFFER_MAX_SKEW_MS) return true;
+    const entry = this.entries.get(`${peerId}@${host}`);
+    return entry !== undefined && sentAt < entry.sentAt;
   }
 
   /** A token bucket: a second's worth of datagrams at most, refilled continuously. */
@@ -465,7 +558,7 @@ export class LanDiscovery extends EventEmitter<LanDiscoveryEvents> {
     return true;
   }
 
-  private record(peerId: string, host: string, message: LanOfferMessage): void {
+  private record(peerId: string, host: string, message: LanOfferMessage, sentAt: number): void {
     const key = `${peerId}@${host}`;
     const now = Date.now();
     const entry = this.entries.get(key);
@@ -481,6 +574,7 @@ export class LanDiscovery extends EventEmitter<LanDiscoveryEvents> {
           totalFiles: 0,
           lastSeen: now,
         },
+        sentAt,
         catalogTag: message.catalogTag,
         files: new Map(),
       };
@@ -491,6 +585,7 @@ export class LanDiscovery extends EventEmitter<LanDiscoveryEvents> {
       return;
     }
     entry.offer.lastSeen = now;
+    entry.sentAt = sentAt;
     // A new port is a new endpoint: withdraw the old one first, so that every endpoint an
     // `offer` reported is withdrawn by exactly one `expired`.
     if (entry.offer.port !== message.port) this.report('expired', entry.offer);

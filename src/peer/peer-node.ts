@@ -256,6 +256,7 @@ export class PeerNode extends EventEmitter<PeerNodeEvents> {
           name: manifest.name,
           size: manifest.size,
         })),
+      swarmKey: this.options.swarmKey ?? null,
       logger: this.logger,
       ...overrides,
     });

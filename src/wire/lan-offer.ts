@@ -16,7 +16,8 @@
  *     name    str       <= MAX_FILE_NAME_BYTES, a valid single file name
  *     size    u64       <= MAX_FILE_SIZE
  *
- * A datagram is at most MAX_LAN_DATAGRAM bytes. A sender with more files than fit rotates: each
+ * A datagram is at most MAX_LAN_DATAGRAM bytes (less when it is sealed for a private swarm, see
+ * sealed-lan-offer.ts, which carries this whole datagram encrypted). A sender with more files than fit rotates: each
  * datagram carries the next files of its catalogue, so a receiver learns them over a few
  * announcements; `tag` and `total` tell it when what it learnt is stale.
  *
@@ -71,8 +72,8 @@ const FILE_FIXED_BYTES = HASH_BYTES + 2 + 8;
 const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/;
 
 /**
- * Encodes one datagram carrying as many files of `catalogue` as fit, starting at index `start`
- * and wrapping around (never repeating one). Returns the datagram and how many files it carries:
+ * Encodes one datagram of at most `maxBytes` bytes carrying as many files of `catalogue` as fit,
+ * starting at index `start` and wrapping around (never repeating one). Returns the datagram and how many files it carries:
  * advance `start` by that much for the next announcement to rotate through the catalogue.
  * Throws RangeError for values that cannot be encoded (a bug in the caller, not a remote's input).
  */
@@ -80,7 +81,11 @@ export function encodeLanOffer(
   header: LanOfferHeader,
   catalogue: readonly LanOfferFile[],
   start = 0,
+  maxBytes = MAX_LAN_DATAGRAM,
 ): { datagram: Buffer; included: number } {
+  if (!Number.isInteger(maxBytes) || maxBytes > MAX_LAN_DATAGRAM) {
+    throw new RangeError(`a LAN offer budget of ${maxBytes} bytes exceeds ${MAX_LAN_DATAGRAM}`);
+  }
   if (!Number.isInteger(header.port) || header.port < 1 || header.port > 0xffff) {
     throw new RangeError(`port out of range: ${header.port}`);
   }
@@ -88,6 +93,9 @@ export function encodeLanOffer(
     throw new RangeError(`a catalogue of ${catalogue.length} files exceeds ${MAX_SHARED_FILES}`);
   }
   if (CONTROL_CHARACTER.test(header.name)) throw new RangeError('the peer name contains a control character');
+  if (HEADER_FIXED_BYTES + Buffer.byteLength(header.name, 'utf8') > maxBytes) {
+    throw new RangeError(`a LAN offer header does not fit in ${maxBytes} bytes`);
+  }
   let used = HEADER_FIXED_BYTES + Buffer.byteLength(header.name, 'utf8');
   const chosen: LanOfferFile[] = [];
   const limit = Math.min(catalogue.length, MAX_LAN_OFFER_FILES);
@@ -95,7 +103,7 @@ export function encodeLanOffer(
     const file = catalogue[(start + i) % catalogue.length]!;
     const bytes = FILE_FIXED_BYTES + Buffer.byteLength(file.name, 'utf8');
     // Stop at the first file that does not fit: it opens the next datagram, so none is skipped.
-    if (used + bytes > MAX_LAN_DATAGRAM) break;
+    if (used + bytes > maxBytes) break;
     used += bytes;
     chosen.push(file);
   }

@@ -10,9 +10,16 @@ import { once } from 'node:events';
 import type { TestContext } from 'node:test';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { LAN_MULTICAST_GROUP, MAX_LAN_DATAGRAM, MAX_LAN_FILES_PER_PEER } from '../../src/constants.js';
+import {
+  LAN_MULTICAST_GROUP,
+  LAN_SEALED_OFFER_MAX_SKEW_MS,
+  MAX_LAN_DATAGRAM,
+  MAX_LAN_FILES_PER_PEER,
+} from '../../src/constants.js';
 import { LanDiscovery, type LanDiscoveryOptions, type LanOffer } from '../../src/discovery/lan.js';
+import { SwarmKey } from '../../src/transport/swarm-secret.js';
 import { encodeLanOffer, type LanOfferFile } from '../../src/wire/lan-offer.js';
+import { SEALED_LAN_OFFER_PURPOSE, sealLanOffer } from '../../src/wire/sealed-lan-offer.js';
 import { insideTestNamespace, runTestFileInNamespace } from '../helpers/netns.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -97,6 +104,26 @@ function offerFrom(
     catalogTag: options.tag ?? 1,
   };
   return encodeLanOffer(header, options.files ?? []).datagram;
+}
+
+/** A raw UDP socket in the group on loopback, recording every datagram, as any host on the LAN could. */
+async function rawListener(t: TestContext, port: number): Promise<Buffer[]> {
+  const socket = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+  t.after(() => new Promise<void>((resolve) => socket.close(() => resolve())));
+  const heard: Buffer[] = [];
+  socket.on('message', (datagram) => heard.push(datagram));
+  socket.bind(port, LAN_MULTICAST_GROUP);
+  await once(socket, 'listening');
+  socket.addMembership(LAN_MULTICAST_GROUP, LOOPBACK);
+  return heard;
+}
+
+/** Swarm keys, derived once (scrypt is slow on purpose). */
+const swarmKeys = new Map<string, Promise<SwarmKey>>();
+function swarmKey(secret: string): Promise<SwarmKey> {
+  let key = swarmKeys.get(secret);
+  if (!key) swarmKeys.set(secret, (key = SwarmKey.derive(Buffer.from(secret))));
+  return key;
 }
 
 function defineTests(): void {
@@ -345,5 +372,139 @@ function defineTests(): void {
       () => new LanDiscovery({ self: { peerId: Buffer.alloc(3), name: 'x', port: 1 }, offers: () => [] }),
       { code: 'ERR_INVALID_ARGUMENT' },
     );
+  });
+
+  test("members of a private swarm read each other's sealed offers", T, async (t) => {
+    const port = nextPort++;
+    const key = await swarmKey('the first swarm secret');
+    const files = [file(1), file(2)];
+    const a = await startLan(t, port, { id: 1 }, { swarmKey: key, offers: () => files });
+    const b = await startLan(t, port, { id: 2 }, { swarmKey: key });
+    await waitFor(() => a.offers.length === 1 && b.offers.length === 1, 'each member to see the other');
+    assert.equal(b.offers[0]!.peerId, peerId(1).toString('hex'));
+    assert.equal(b.offers[0]!.port, 4001);
+    assert.equal(b.offers[0]!.host, LOOPBACK);
+    assert.deepEqual(
+      b.offers[0]!.files.map((f) => [f.fileId, f.name, f.size]),
+      files.map((f) => [f.fileId.toString('hex'), f.name, f.size]),
+    );
+    assert.equal(b.lan.stats().unauthentic, 0);
+    assert.equal(b.lan.stats().stale, 0);
+  });
+
+  test(
+    'an open node, a member of another swarm and an eavesdropper learn nothing of a sealed offer',
+    T,
+    async (t) => {
+      const port = nextPort++;
+      const heard = await rawListener(t, port);
+      const secretName = 'the-secret-plan.pdf';
+      const member = await startLan(
+        t,
+        port,
+        { id: 1, name: 'member-name' },
+        { swarmKey: await swarmKey('the first swarm secret'), offers: () => [file(1, secretName)] },
+      );
+      const open = await startLan(t, port, { id: 2 });
+      const stranger = await startLan(
+        t,
+        port,
+        { id: 3 },
+        { swarmKey: await swarmKey('another swarm secret') },
+      );
+      await waitFor(
+        () =>
+          open.lan.stats().sealedIgnored >= 3 &&
+          stranger.lan.stats().unauthentic >= 3 &&
+          member.lan.stats().openIgnored >= 3 &&
+          member.lan.stats().unauthentic >= 3,
+        'each to hear and ignore three offers it cannot or must not read',
+      );
+      assert.deepEqual(open.lan.peers(), []);
+      assert.deepEqual(open.offers, []);
+      assert.deepEqual(stranger.lan.peers(), []);
+      assert.deepEqual(member.lan.peers(), [], 'a member connects to no open node nor a stranger');
+      for (const { lan } of [open, stranger, member]) assert.equal(lan.stats().garbage, 0);
+      const fromMember = heard.filter((d) => d.subarray(0, 4).toString('latin1') === 'SWSS');
+      assert.ok(fromMember.length >= 1, 'the eavesdropper heard sealed offers');
+      for (const datagram of fromMember) {
+        assert.ok(datagram.length <= MAX_LAN_DATAGRAM);
+        for (const secret of [Buffer.from(secretName), Buffer.from('member-name'), peerId(1)]) {
+          assert.equal(datagram.indexOf(secret), -1, 'a sealed datagram shows what it carries');
+        }
+      }
+    },
+  );
+
+  test('a member refuses a sealed offer with a flipped byte, and reads the intact one', T, async (t) => {
+    const port = nextPort++;
+    const key = await swarmKey('the first swarm secret');
+    const { lan, offers } = await startLan(t, port, { id: 1 }, { swarmKey: key, intervalMs: 60_000 });
+    const send = await rawSender(t, port);
+    const sealed = sealLanOffer(
+      key.subkey(SEALED_LAN_OFFER_PURPOSE),
+      offerFrom(7, { files: [file(1)] }),
+      Date.now(),
+    );
+    for (const at of [4, 10, 40, sealed.length - 1]) {
+      const flipped = Buffer.from(sealed);
+      flipped[at]! ^= 0x01;
+      await send(flipped);
+    }
+    await waitFor(() => lan.stats().unauthentic + lan.stats().garbage === 4, 'the four flipped datagrams');
+    assert.equal(lan.stats().garbage, 1, 'the version byte flipped: not a version we read');
+    assert.deepEqual(offers, []);
+    await send(sealed);
+    await waitFor(() => offers.length === 1, 'the intact offer');
+    assert.equal(lan.peers()[0]!.peerId, peerId(7).toString('hex'));
+  });
+
+  test(
+    'a member refuses replayed sealed offers: too old, too far ahead, or older than the last',
+    T,
+    async (t) => {
+      const port = nextPort++;
+      const key = await swarmKey('the first swarm secret');
+      const sealKey = key.subkey(SEALED_LAN_OFFER_PURPOSE);
+      const { lan, offers } = await startLan(t, port, { id: 1 }, { swarmKey: key, intervalMs: 60_000 });
+      const send = await rawSender(t, port);
+      const now = Date.now();
+      await send(
+        sealLanOffer(sealKey, offerFrom(7, { tcpPort: 6000 }), now - LAN_SEALED_OFFER_MAX_SKEW_MS - 10_000),
+      );
+      await send(
+        sealLanOffer(sealKey, offerFrom(8, { tcpPort: 6000 }), now + LAN_SEALED_OFFER_MAX_SKEW_MS + 10_000),
+      );
+      await waitFor(() => lan.stats().stale === 2, 'the two offers out of their time');
+      assert.deepEqual(offers, []);
+      // A fresh offer, then one sealed earlier (a replay within the window) naming another port.
+      await send(sealLanOffer(sealKey, offerFrom(7, { tcpPort: 6001 }), now));
+      await waitFor(() => offers.length === 1, 'the fresh offer');
+      await send(sealLanOffer(sealKey, offerFrom(7, { tcpPort: 6000 }), now - 1_000));
+      await waitFor(() => lan.stats().stale === 3, 'the earlier offer refused');
+      assert.deepEqual(
+        lan.peers().map((p) => p.port),
+        [6001],
+      );
+      assert.equal(offers.length, 1);
+    },
+  );
+
+  test('a big catalogue rotates through sealed offers that fit the datagram', T, async (t) => {
+    const port = nextPort++;
+    const heard = await rawListener(t, port);
+    const key = await swarmKey('the first swarm secret');
+    const watcher = await startLan(t, port, { id: 1 }, { swarmKey: key, intervalMs: 60_000 });
+    const shared = Array.from({ length: 100 }, (_, i) => file(i, `a-rather-long-file-name-${i}.bin`));
+    await startLan(t, port, { id: 2 }, { swarmKey: key, offers: () => shared, intervalMs: 20 });
+    const full = await waitFor(() => {
+      const offer = watcher.lan.peers()[0];
+      return offer && offer.files.length === MAX_LAN_FILES_PER_PEER ? offer : null;
+    }, 'the rotation to fill the file list');
+    assert.equal(full.totalFiles, 100);
+    const sealed = heard.filter((d) => d.subarray(0, 4).toString('latin1') === 'SWSS');
+    assert.ok(sealed.length > 1);
+    assert.ok(sealed.every((d) => d.length <= MAX_LAN_DATAGRAM));
+    assert.ok(Math.max(...sealed.map((d) => d.length)) > MAX_LAN_DATAGRAM - 100, 'datagrams are filled');
   });
 }

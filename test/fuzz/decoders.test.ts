@@ -8,9 +8,9 @@
  *     frames and noise: the error comes at the bad header's 4th byte, and no Buffer beyond the cap is
  *     ever allocated;
  *   handshake (HELLO, WELCOME, REFUSE), every tracker message, every peer message, the manifest
- *   layout, LAN offers: random bytes (bare, after a valid type byte or magic, and past the datagram
- *   limit for LAN offers); valid messages round-trip; cut at every length; trailing bytes; bit flips,
- *   overwrites, insertions, deletions; u8/u16/u32 fields (counts, lengths, sizes) set to huge values.
+ *   layout, LAN offers, open and sealed: random bytes (bare, after a valid type byte or magic, and
+ *   past the datagram limit for LAN offers); valid messages round-trip; cut at every length; trailing
+ *   bytes; bit flips, overwrites, insertions, deletions (which a sealed offer refuses as unauthentic); u8/u16/u32 fields (counts, lengths, sizes) set to huge values.
  *   Each either decodes to a message that re-encodes to the very same bytes, or throws our
  *   ProtocolError (ERR_PROTOCOL) and nothing else, allocating no Buffer beyond the input's size
  *   (3 bytes per input byte at most, for a string's UTF-8 check), and within a second;

@@ -1,6 +1,6 @@
 /**
  * Every fuzz property, grouped by decoder (the order of the report of `npm run fuzz`): the frame
- * decoders, the handshake, the tracker and peer messages, the manifest layout, the LAN offers, the
+ * decoders, the handshake, the tracker and peer messages, the manifest layout, the LAN offers (open and sealed), the
  * partial-download state and the hosts file.
  */
 import { fileProperties } from './file-properties.js';

@@ -1,7 +1,8 @@
 /**
  * The binary message codecs under fuzz, each with its arbitraries and what a decoded message must
  * satisfy: the handshake (HELLO; WELCOME/REFUSE), every tracker message, every peer message, the
- * manifest layout on its own, and the LAN offer datagram. Their properties are in codec-properties.ts.
+ * manifest layout on its own, the LAN offer datagram, open and sealed. Their properties are in
+ * codec-properties.ts.
  */
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
@@ -39,6 +40,14 @@ import {
   type LanOfferMessage,
 } from '../../src/wire/lan-offer.js';
 import { readManifest, writeManifest } from '../../src/wire/manifest-codec.js';
+import {
+  MAX_SEALED_LAN_OFFER_PLAINTEXT,
+  SEALED_LAN_OFFER_MAGIC,
+  SEALED_LAN_OFFER_NONCE_BYTES,
+  SEALED_LAN_OFFER_VERSION,
+  sealLanOffer,
+  unsealLanOffer,
+} from '../../src/wire/sealed-lan-offer.js';
 import { PeerType, decodePeerMessage, encodePeerMessage } from '../../src/wire/peer-messages.js';
 import { TrackerType, decodeTrackerMessage, encodeTrackerMessage } from '../../src/wire/tracker-messages.js';
 import {
@@ -53,7 +62,7 @@ import {
   type HandshakeReply,
 } from './arbitraries.js';
 import { codecProperties, type FuzzCodec } from './codec-properties.js';
-import { decodeHostile, defineProperty, record, type FuzzProperty } from './harness.js';
+import { bytes as fixedBytes, decodeHostile, defineProperty, record, type FuzzProperty } from './harness.js';
 
 const typeBytes = (types: Record<string, number>): Buffer[] =>
   Object.values(types).map((t) => Buffer.from([t]));
@@ -183,6 +192,42 @@ export const lanOfferCodec: FuzzCodec<LanOfferMessage> = {
   },
 };
 
+/** A sealed LAN offer as the fuzzer sees it: the nonce is part of it, so that it encodes to fixed bytes. */
+interface SealedLanOfferMessage {
+  nonce: Buffer;
+  sentAt: number;
+  offer: LanOfferMessage;
+}
+
+/** The fuzzed swarm's key: hostile bytes almost never authenticate, mutated valid ones never. */
+const SEALED_FUZZ_KEY = Buffer.alloc(32, 0x42);
+
+function decodeSealedLanOffer(bytes: Buffer): SealedLanOfferMessage {
+  const { nonce, sentAt, offer } = unsealLanOffer(SEALED_FUZZ_KEY, bytes);
+  return { nonce, sentAt, offer: decodeLanOffer(offer) };
+}
+
+export const sealedLanOfferCodec: FuzzCodec<SealedLanOfferMessage> = {
+  decoder: 'sealed LAN offers',
+  decode: decodeSealedLanOffer,
+  encode: (message) =>
+    sealLanOffer(SEALED_FUZZ_KEY, writeLanOffer(message.offer), message.sentAt, message.nonce),
+  messages: record({
+    nonce: fixedBytes(SEALED_LAN_OFFER_NONCE_BYTES),
+    sentAt: fc.maxSafeNat(),
+    offer: lanOffer.filter((message) => writeLanOffer(message).length <= MAX_SEALED_LAN_OFFER_PLAINTEXT),
+  }),
+  prefixes: [
+    SEALED_LAN_OFFER_MAGIC,
+    Buffer.concat([SEALED_LAN_OFFER_MAGIC, Buffer.from([SEALED_LAN_OFFER_VERSION])]),
+  ],
+  maxRandomBytes: MAX_LAN_DATAGRAM + 100,
+  invariants: (message, bytes) => {
+    assert.ok(bytes.length <= MAX_LAN_DATAGRAM);
+    lanOfferCodec.invariants!(message.offer, writeLanOffer(message.offer));
+  },
+};
+
 /** The product's LAN encoder: a catalogue rotated from `start`, as many files as fit, decodes back. */
 function lanEncoderProperty(): FuzzProperty {
   const inputs = record({
@@ -208,6 +253,36 @@ function lanEncoderProperty(): FuzzProperty {
   );
 }
 
+/** The same under a private swarm's budget: sealed, every datagram fits and opens to what was encoded. */
+function sealedLanEncoderProperty(): FuzzProperty {
+  const inputs = record({
+    header: lanHeader,
+    catalogue: fc.uniqueArray(lanFile, { maxLength: 40, selector: (f) => f.fileId.toString('hex') }),
+    start: fc.nat(100),
+  });
+  return defineProperty(
+    'sealed LAN offers',
+    'the encoder fills the sealed budget with datagrams that seal, fit and open',
+    60,
+    inputs,
+    (input) => {
+      const { header, catalogue, start } = input;
+      const { datagram, included } = encodeLanOffer(header, catalogue, start, MAX_SEALED_LAN_OFFER_PLAINTEXT);
+      if (catalogue.length > 0) assert.ok(included >= 1, 'no file fits');
+      const sealed = sealLanOffer(SEALED_FUZZ_KEY, datagram, Date.now());
+      assert.ok(sealed.length <= MAX_LAN_DATAGRAM, `a sealed datagram of ${sealed.length} bytes`);
+      const decoded = decodeHostile(decodeSealedLanOffer, sealed);
+      assert.ok(decoded.ok, `refused its own datagram: ${!decoded.ok && decoded.error.message}`);
+      const expected = Array.from({ length: included }, (_, i) => catalogue[(start + i) % catalogue.length]!);
+      assert.deepStrictEqual(decoded.message.offer, {
+        ...header,
+        totalFiles: catalogue.length,
+        files: expected,
+      });
+    },
+  );
+}
+
 export function wireCodecProperties(): FuzzProperty[] {
   return [
     ...codecProperties(helloCodec),
@@ -218,5 +293,7 @@ export function wireCodecProperties(): FuzzProperty[] {
     ...codecProperties(manifestCodec),
     ...codecProperties(lanOfferCodec),
     lanEncoderProperty(),
+    ...codecProperties(sealedLanOfferCodec),
+    sealedLanEncoderProperty(),
   ];
 }

@@ -13,6 +13,14 @@ import {
   type LanOfferFile,
   type LanOfferHeader,
 } from '../../src/wire/lan-offer.js';
+import {
+  MAX_SEALED_LAN_OFFER_PLAINTEXT,
+  SEALED_LAN_OFFER_OVERHEAD,
+  UnauthenticLanOfferError,
+  isSealedLanOffer,
+  sealLanOffer,
+  unsealLanOffer,
+} from '../../src/wire/sealed-lan-offer.js';
 
 const isProtocolError = (err: unknown): boolean =>
   err instanceof ProtocolError && err.code === 'ERR_PROTOCOL';
@@ -201,4 +209,104 @@ test('random garbage and random corruption never throw anything but ProtocolErro
     for (let flips = 1 + (next() % 3); flips > 0; flips--) datagram[next() % datagram.length] = next() & 0xff;
     check(datagram, `corrupted ${i}`);
   }
+});
+
+// ---- Sealed offers (private swarms) ---------------------------------------------------------
+
+const KEY = Buffer.alloc(32, 0x5a);
+const OTHER_KEY = Buffer.alloc(32, 0xa5);
+const NONCE = Buffer.alloc(12, 0x0c);
+const SENT_AT = 1_700_000_000_000;
+
+test('a sealed offer opens with its key to the very offer and timestamp, and hides every field', () => {
+  const sealed = sealLanOffer(KEY, GOLDEN, SENT_AT, NONCE);
+  assert.equal(sealed.length, GOLDEN.length + SEALED_LAN_OFFER_OVERHEAD);
+  assert.equal(sealed.subarray(0, 5).toString('hex'), '5357535301'); // 'SWSS', version 1
+  assert.ok(sealed.subarray(5, 17).equals(NONCE));
+  assert.ok(isSealedLanOffer(sealed));
+  assert.ok(!isSealedLanOffer(GOLDEN));
+  assert.deepEqual(unsealLanOffer(KEY, sealed), { nonce: NONCE, sentAt: SENT_AT, offer: GOLDEN });
+  assert.deepEqual(decodeLanOffer(unsealLanOffer(KEY, sealed).offer), {
+    ...HEADER,
+    totalFiles: 2,
+    files: FILES,
+  });
+  for (const secret of [
+    Buffer.from('a.txt'),
+    Buffer.from('lab'),
+    HEADER.peerId,
+    FILES[0]!.fileId,
+    FILES[1]!.fileId,
+  ]) {
+    assert.equal(sealed.indexOf(secret), -1, `${secret.toString('hex')} in the clear`);
+  }
+});
+
+test('every sealed datagram has a fresh nonce', () => {
+  const a = sealLanOffer(KEY, GOLDEN, SENT_AT);
+  const b = sealLanOffer(KEY, GOLDEN, SENT_AT);
+  assert.ok(!a.subarray(5, 17).equals(b.subarray(5, 17)));
+  assert.ok(!a.equals(b));
+  assert.ok(unsealLanOffer(KEY, a).offer.equals(unsealLanOffer(KEY, b).offer));
+});
+
+test('another key, a flipped bit anywhere, a cut or an extra byte: refused, never opened', () => {
+  const sealed = sealLanOffer(KEY, GOLDEN, SENT_AT, NONCE);
+  assert.throws(() => unsealLanOffer(OTHER_KEY, sealed), UnauthenticLanOfferError);
+  for (let at = 0; at < sealed.length; at++) {
+    for (const bit of [0x01, 0x80]) {
+      const flipped = Buffer.from(sealed);
+      flipped[at]! ^= bit;
+      // The header's bytes are refused as not sealed or of another version; the rest fail authentication.
+      assert.throws(
+        () => unsealLanOffer(KEY, flipped),
+        at < 5 ? isProtocolError : UnauthenticLanOfferError,
+        `bit ${bit} of byte ${at}`,
+      );
+    }
+  }
+  for (let cut = 0; cut < sealed.length; cut++) {
+    assert.throws(() => unsealLanOffer(KEY, sealed.subarray(0, cut)), isProtocolError, `cut at ${cut}`);
+  }
+  assert.throws(
+    () => unsealLanOffer(KEY, Buffer.concat([sealed, Buffer.from([0])])),
+    UnauthenticLanOfferError,
+  );
+  const oversized = Buffer.concat([sealed, Buffer.alloc(MAX_LAN_DATAGRAM + 1 - sealed.length)]);
+  assert.throws(() => unsealLanOffer(KEY, oversized), isProtocolError);
+});
+
+test('the sealed budget: a full catalogue still fits one datagram once sealed', () => {
+  assert.equal(MAX_SEALED_LAN_OFFER_PLAINTEXT, MAX_LAN_DATAGRAM - SEALED_LAN_OFFER_OVERHEAD);
+  const long = Array.from({ length: 100 }, (_, i) => file(i, `${i}-`.padEnd(255, 'x')));
+  const open = encodeLanOffer(HEADER, long);
+  const packed = encodeLanOffer(HEADER, long, 0, MAX_SEALED_LAN_OFFER_PLAINTEXT);
+  assert.ok(packed.datagram.length <= MAX_SEALED_LAN_OFFER_PLAINTEXT);
+  assert.ok(packed.included >= 1 && packed.included <= open.included);
+  const sealed = sealLanOffer(KEY, packed.datagram, SENT_AT);
+  assert.ok(sealed.length <= MAX_LAN_DATAGRAM, `${sealed.length} bytes`);
+  // Short names, many files: the budget, not the file cap, is what stops the packing.
+  const short = Array.from({ length: 1000 }, (_, i) => file(i, `${i}`.padEnd(20, 'y')));
+  const many = encodeLanOffer(HEADER, short, 0, MAX_SEALED_LAN_OFFER_PLAINTEXT);
+  assert.ok(many.datagram.length > MAX_SEALED_LAN_OFFER_PLAINTEXT - (32 + 2 + 20 + 8));
+  assert.ok(sealLanOffer(KEY, many.datagram, SENT_AT).length <= MAX_LAN_DATAGRAM);
+  // Rotation under the sealed budget still covers the whole catalogue.
+  const seen = new Set<number>();
+  for (let start = 0, rounds = 0; seen.size < short.length && rounds < 1000; rounds++) {
+    const next = encodeLanOffer(HEADER, short, start, MAX_SEALED_LAN_OFFER_PLAINTEXT);
+    for (const f of decodeLanOffer(next.datagram).files) seen.add(f.fileId.readUInt32BE(28));
+    start = (start + next.included) % short.length;
+  }
+  assert.equal(seen.size, short.length);
+});
+
+test('sealing refuses what it cannot seal', () => {
+  assert.throws(() => sealLanOffer(Buffer.alloc(16), GOLDEN, SENT_AT), RangeError);
+  assert.throws(() => sealLanOffer(KEY, GOLDEN, SENT_AT, Buffer.alloc(8)), RangeError);
+  assert.throws(
+    () => sealLanOffer(KEY, Buffer.alloc(MAX_SEALED_LAN_OFFER_PLAINTEXT + 1), SENT_AT),
+    RangeError,
+  );
+  assert.throws(() => sealLanOffer(KEY, GOLDEN, -1), RangeError);
+  assert.throws(() => encodeLanOffer(HEADER, FILES, 0, MAX_LAN_DATAGRAM + 1), RangeError);
 });

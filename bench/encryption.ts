@@ -8,34 +8,25 @@
  * Part of `npm run bench` (case `encryption`); on its own:
  *   npm run build && node dist/bench/encryption.js [--size-mib 1024] [--runs 3]
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ChunkServer } from '../src/peer/chunk-server.js';
-import { Download } from '../src/peer/download.js';
-import { Bitfield } from '../src/storage/bitfield.js';
 import { hashFile } from '../src/storage/hasher.js';
-import { chunkCount, type Manifest } from '../src/storage/manifest.js';
-import { readFileChunk } from '../src/storage/shared-folder.js';
-import { readThrough, writePayload } from './payload.js';
-import { median, MiB, mbPerSecond, processCpuSeconds } from './util.js';
+import type { Manifest } from '../src/storage/manifest.js';
+import { downloadFromChild, serveChunks, type DownloadRun } from './one-download.js';
+import { writePayload } from './payload.js';
+import { median, MiB, mbPerSecond } from './util.js';
 
 export type Mode = 'tls' | 'unencrypted';
 const MODES: readonly Mode[] = ['tls', 'unencrypted'];
 /** The goal: encrypted downloads at no less than this share of unencrypted ones. */
 export const ENCRYPTION_GOAL_RATIO = 0.8;
 
-export interface EncryptionRun {
+export interface EncryptionRun extends DownloadRun {
   mode: Mode;
-  seconds: number;
   mbps: number;
-  /** CPU seconds of each process over the download (null if the seeder's could not be read). */
-  downloaderCpu: number;
-  seederCpu: number | null;
 }
 
 export interface EncryptionResult {
@@ -47,75 +38,18 @@ export interface EncryptionResult {
   ratio: number;
 }
 
-async function serve(file: string, mode: Mode): Promise<void> {
-  const manifest = await hashFile(file, path.basename(file));
-  const total = chunkCount(manifest);
-  const server = new ChunkServer({
-    unencrypted: mode === 'unencrypted',
-    provider: async (fileId, index) =>
-      fileId.equals(manifest.id) && index < total ? readFileChunk(file, manifest, index) : null,
-  });
-  const { port } = await server.listen(0, '127.0.0.1');
-  process.stdout.write(`${JSON.stringify({ port })}\n`);
-  process.stdin.resume();
-  process.stdin.on('end', () => process.exit(0));
-}
-
 async function downloadOnce(
   file: string,
   manifest: Manifest,
   workDir: string,
   mode: Mode,
 ): Promise<EncryptionRun> {
+  const unencrypted = mode === 'unencrypted';
   const self = fileURLToPath(import.meta.url);
-  const child = spawn(process.execPath, [self, '--serve', file, mode], {
-    stdio: ['pipe', 'pipe', 'inherit'],
+  const run = await downloadFromChild(self, ['--serve', file, mode], file, manifest, workDir, {
+    unencrypted,
   });
-  try {
-    const line = await new Promise<string>((resolve, reject) => {
-      createInterface({ input: child.stdout! }).once('line', resolve);
-      child.once('exit', (code) => reject(new Error(`seeder exited with ${code}`)));
-    });
-    const { port } = JSON.parse(line) as { port: number };
-    await readThrough(file); // the page cache holds the payload for the seeder, in both modes alike
-    const dir = await fs.mkdtemp(path.join(workDir, 'dl-'));
-    const seederBefore = processCpuSeconds(child.pid);
-    const cpuBefore = process.cpuUsage();
-    const started = performance.now();
-    const download = new Download({
-      manifest,
-      dir,
-      stateDir: path.join(dir, '.state'),
-      unencrypted: mode === 'unencrypted',
-      findSources: async () => [
-        {
-          peerId: 'seed',
-          name: 'seed',
-          host: '127.0.0.1',
-          port,
-          chunks: Bitfield.full(chunkCount(manifest)),
-        },
-      ],
-    });
-    download.on('source-lost', (peer, why) =>
-      process.stderr.write(`encryption: ${mode}: source lost (${why})\n`),
-    );
-    await download.start();
-    const seconds = (performance.now() - started) / 1000;
-    const cpu = process.cpuUsage(cpuBefore);
-    const seederAfter = processCpuSeconds(child.pid);
-    await fs.rm(dir, { recursive: true, force: true });
-    return {
-      mode,
-      seconds,
-      mbps: mbPerSecond(manifest.size, seconds),
-      downloaderCpu: (cpu.user + cpu.system) / 1e6,
-      seederCpu: seederAfter !== null && seederBefore !== null ? seederAfter - seederBefore : null,
-    };
-  } finally {
-    child.stdin!.end();
-    child.kill();
-  }
+  return { mode, mbps: mbPerSecond(manifest.size, run.seconds), ...run };
 }
 
 /** Downloads `file` `runs` times in each mode, alternating, and compares the medians. */
@@ -194,7 +128,7 @@ async function main(): Promise<void> {
   });
   if (values.serve) {
     const [file, mode] = process.argv.slice(3);
-    await serve(file!, mode as Mode);
+    await serveChunks(file!, { unencrypted: mode === 'unencrypted' });
     return;
   }
   const workDir = await fs.mkdtemp(path.join(os.tmpdir(), 'swarmshare-encryption-'));

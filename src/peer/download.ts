@@ -857,7 +857,11 @@ export class Download extends EventEmitter<DownloadEvents> {
       this.orderStale = true;
       // Data we did not ask for (a PIECE for no request of ours) is one of these: no second chance.
       this.logger.warn(
-        { peer: source.peerId, address: `${source.info.host}:${source.info.port}`, err: errorMessage(reason) },
+        {
+          peer: source.peerId,
+          address: `${source.info.host}:${source.info.port}`,
+          err: errorMessage(reason),
+        },
         'source banned for the rest of this download: it broke the protocol',
       );
     }

@@ -14,9 +14,12 @@ interface BarPayload {
   speed: string;
   etaText: string;
   sources: number;
+  /** ", 2 banned" once sources were banned, else empty. */
+  banned: string;
 }
 
-const FORMAT = '{name} |{bar}| {percentage}% | {done}/{size} | {speed} | ETA {etaText} | {sources} sources';
+const FORMAT =
+  '{name} |{bar}| {percentage}% | {done}/{size} | {speed} | ETA {etaText} | {sources} sources{banned}';
 
 export class DownloadProgressDisplay {
   private readonly multibar: cliProgress.MultiBar | null;
@@ -88,5 +91,6 @@ function payload({ manifest, download }: ActiveDownload): BarPayload {
     speed: formatRate(p.bytesPerSecond),
     etaText: p.bytesPerSecond > 0 ? formatSeconds(remaining / p.bytesPerSecond) : '?',
     sources: p.sources,
+    banned: p.bannedSources > 0 ? `, ${p.bannedSources} banned` : '',
   };
 }

@@ -68,6 +68,13 @@ export async function runGetCommand(nameOrId: string, options: GetCommandOptions
           `(${chunks} chunks) already here and verified again`,
       ),
     );
+    download.on('source-banned', (ban) =>
+      display.log(
+        process.stderr,
+        `banned peer ${printable(ban.name)} (${ban.peerId.slice(0, 12)}) at ${printable(ban.address)} ` +
+          `for the rest of this download: ${printable(ban.detail)}`,
+      ),
+    );
   };
   node.on('download-started', onStarted);
   const signals = watchSignals();

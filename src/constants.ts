@@ -108,9 +108,11 @@ export const MAX_BAD_CHUNKS_PER_SOURCE = 3;
 export const MAX_BANNED_SOURCES_PER_DOWNLOAD = 256;
 /**
  * Requests a peer client cancelled (or gave up on) whose PIECE or REJECT may still arrive, and is then
- * dropped quietly rather than taken for unrequested data. A server stops answering a request once it
- * reads our CANCEL, so only answers already on their way arrive late: at most the requests it had in
- * flight (MAX_SERVED_REQUESTS_PER_CONNECTION); eight times that is ample.
+ * dropped quietly rather than taken for unrequested data. Our chunk server stops answering a request
+ * once it reads our CANCEL, so only answers already on their way arrive late; one that ignores CANCEL
+ * (the protocol allows it) still holds at most MAX_SERVED_REQUESTS_PER_CONNECTION of our requests at
+ * once. Either way a late answer is for one of the last few requests given up on: eight times that
+ * bound is ample, and the oldest are forgotten first.
  */
 export const MAX_ABANDONED_REQUESTS_REMEMBERED = 8 * MAX_SERVED_REQUESTS_PER_CONNECTION;
 /** How often a download asks the tracker for new sources. */

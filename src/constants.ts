@@ -210,8 +210,27 @@ export const MAX_SERVER_UNFLUSHED_BYTES = 256 * MiB;
 export const MAX_DEFERRED_HAVES = 64;
 /** Sources one download talks to at once. */
 export const MAX_SOURCES_PER_DOWNLOAD = 32;
-/** A source whose chunks fail verification this many times is dropped from the download. */
+/**
+ * A source whose chunks fail verification this many times is banned from the download. More than
+ * one, so a peer whose disk flipped a bit once is not lost; few, so a liar costs at most this many
+ * chunks' worth of bandwidth (each is then fetched elsewhere).
+ */
 export const MAX_BAD_CHUNKS_PER_SOURCE = 3;
+/**
+ * Peers one download remembers as banned (by peer id and by address). Each ban cost its peer a
+ * connection and chunks that failed, so real swarms stay far below; past it the oldest ban is
+ * forgotten (that peer must lie again to be banned again), so throw-away identities cannot grow it.
+ */
+export const MAX_BANNED_SOURCES_PER_DOWNLOAD = 256;
+/**
+ * Requests a peer client cancelled (or gave up on) whose PIECE or REJECT may still arrive, and is then
+ * dropped quietly rather than taken for unrequested data. Our chunk server stops answering a request
+ * once it reads our CANCEL, so only answers already on their way arrive late; one that ignores CANCEL
+ * (the protocol allows it) still holds at most MAX_SERVED_REQUESTS_PER_CONNECTION of our requests at
+ * once. Either way a late answer is for one of the last few requests given up on: eight times that
+ * bound is ample, and the oldest are forgotten first.
+ */
+export const MAX_ABANDONED_REQUESTS_REMEMBERED = 8 * MAX_SERVED_REQUESTS_PER_CONNECTION;
 /** How often a download asks the tracker for new sources. */
 export const RELOCATE_INTERVAL_MS = 3_000;
 /** A download with no usable source for this long fails. */

@@ -56,7 +56,9 @@ function downloadRowUpdate(row, d) {
   row.cells[4].textContent =
     d.sources.length === 0
       ? 'looking for sources…'
-      : d.sources.map((s) => `${s.name || shortId(s.peerId)} ${formatBytes(s.bytes)}`).join(', ');
+      : d.sources
+          .map((s) => `${s.name || shortId(s.peerId)} ${formatBytes(s.bytes)}${s.banned ? ' (banned)' : ''}`)
+          .join(', ');
   const button = row.cells[5].querySelector('button');
   const action = d.state === 'running' ? 'pause' : d.state === 'paused' ? 'resume' : null;
   button.hidden = action === null;

@@ -15,11 +15,14 @@ interface BarPayload {
   speed: string;
   etaText: string;
   sources: number;
+  /** ", 2 banned" once sources were banned, else empty. */
+  banned: string;
 }
 
 /** A bar's label: the start of the file's name. */
 const LABEL_CHARS = 28;
-const FORMAT = '{name} |{bar}| {percentage}% | {done}/{size} | {speed} | ETA {etaText} | {sources} sources';
+const FORMAT =
+  '{name} |{bar}| {percentage}% | {done}/{size} | {speed} | ETA {etaText} | {sources} sources{banned}';
 
 export class DownloadProgressDisplay {
   private readonly multibar: cliProgress.MultiBar | null;
@@ -91,5 +94,6 @@ function payload({ manifest, download }: ActiveDownload): BarPayload {
     speed: formatRate(p.bytesPerSecond),
     etaText: p.bytesPerSecond > 0 ? formatSeconds(remaining / p.bytesPerSecond) : '?',
     sources: p.sources,
+    banned: p.bannedSources > 0 ? `, ${p.bannedSources} banned` : '',
   };
 }

@@ -8,7 +8,7 @@ import { SwarmError, errorCode, errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { SourceInfo } from '../peer/download.js';
 import { Bitfield } from '../storage/bitfield.js';
-import { fileIdHex, type Manifest } from '../storage/manifest.js';
+import { fileIdHex, validateManifest, type Manifest } from '../storage/manifest.js';
 import type { AnnounceResult, FileSummary } from '../wire/tracker-messages.js';
 import type { DiscoverySource } from './source.js';
 
@@ -66,8 +66,8 @@ export class Discovery {
   }
 
   /**
-   * The manifest of a file, asking every source at once: the first answer wins (each source
-   * validates what it returns against the id), so a slow or silent source delays nothing.
+   * The manifest of a file, asking every source at once: the first answer that proves the id wins
+   * (ERR_BAD_MANIFEST from a source whose answer does not), so a slow or silent source delays nothing.
    */
   async manifest(fileId: Buffer): Promise<Manifest> {
     const unknown = (): SwarmError =>
@@ -75,6 +75,12 @@ export class Discovery {
     const attempts = this.all.map(async (source) => {
       const manifest = await source.manifest(fileId);
       if (!manifest) throw unknown();
+      // Every source checks what it returns; checked again here, where every manifest passes, since
+      // these hashes are what every chunk of the download will be checked against.
+      if (!manifest.id.equals(fileId)) {
+        throw new SwarmError('ERR_BAD_MANIFEST', `${source.label} gave the manifest of another file`);
+      }
+      validateManifest(manifest);
       return manifest;
     });
     try {

@@ -60,8 +60,15 @@ export interface DownloadView {
   state: DownloadState;
   startedAt: string;
   endedAt: string | null;
-  /** Every source connected so far, with the verified bytes it supplied. */
-  sources: { peerId: string; name: string; bytes: number; connected: boolean; inFlight: number }[];
+  /** Every source connected so far, with the verified bytes it supplied; banned ones say so. */
+  sources: {
+    peerId: string;
+    name: string;
+    bytes: number;
+    connected: boolean;
+    inFlight: number;
+    banned: boolean;
+  }[];
   /** The finished file's name in the folder. */
   savedAs: string | null;
   error: { code: string; message: string } | null;
@@ -136,13 +143,18 @@ const downloadSchema = {
       type: 'array',
       items: {
         type: 'object',
-        required: ['peerId', 'name', 'bytes', 'connected', 'inFlight'],
+        required: ['peerId', 'name', 'bytes', 'connected', 'inFlight', 'banned'],
         properties: {
           peerId: { type: 'string' },
           name: { type: 'string' },
           bytes: { type: 'integer', description: 'verified bytes it supplied' },
           connected: { type: 'boolean' },
           inFlight: { type: 'integer', description: 'chunk requests outstanding at it' },
+          banned: {
+            type: 'boolean',
+            description:
+              'banned from this download: it sent chunks that failed verification, or broke the protocol',
+          },
         },
       },
     },

@@ -17,9 +17,22 @@
  * instead of filling memory. A source that chokes us (its upload slots are taken) keeps its
  * connection but gets no requests until it unchokes us.
  *
- * Every chunk is checked against the manifest (exact length and SHA-256) before it is written. A source
- * that disconnects or times out loses its requests to the others and may be reconnected later; one that
- * sends MAX_BAD_CHUNKS_PER_SOURCE bad chunks, or breaks the protocol, is dropped for good.
+ * Every chunk is checked against the manifest (exact length and SHA-256) before it is written; the
+ * manifest must prove the file id (the caller checks it against the id it asked for; the constructor
+ * checks the hashes against the manifest's id again), so no source ever supplies the hashes its own
+ * data is checked against. A source that disconnects or times out loses its requests to the others and
+ * may be reconnected later: a flaky network is nobody's fault.
+ *
+ * Bad peers: blame goes to the source whose connection delivered the bytes, never to another holder of
+ * the chunk. A chunk that fails its check (corrupt bytes, or the right bytes under the wrong index,
+ * which hash against the index asked for) is discarded, never written, and asked of another source,
+ * never again of that one; at MAX_BAD_CHUNKS_PER_SOURCE the source is banned. A protocol violation
+ * (data we never asked that connection for, a PIECE labelled with another chunk than the one asked
+ * for) bans it at once: an honest peer never does it, and such data cannot be checked against
+ * anything (the late answer to a request we cancelled is not one: see PeerClient). A banned source is
+ * disconnected and, for the rest of the download, never connected again nor re-added when discovery
+ * lists it again, neither under its peer id nor at its address; the ban is a logged warning, a
+ * 'source-banned' event, and shows in sourceStats() and progress.
  *
  * Progress is a verified chunk, nothing else: connecting to sources and asking them for chunks is
  * not. With no chunk verified for noSourceTimeoutMs the download fails with ERR_NO_SOURCES, after
@@ -36,12 +49,14 @@
  */
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
+import { formatEndpoint } from '../address.js';
 import { releaseBuffer } from '../buffer-pool.js';
 import {
   AVAILABILITY_REFRESH_MS,
   CHUNK_REQUEST_TIMEOUT_MS,
   CONNECT_TIMEOUT_MS,
   MAX_BAD_CHUNKS_PER_SOURCE,
+  MAX_BANNED_SOURCES_PER_DOWNLOAD,
   MAX_IN_FLIGHT_BYTES_PER_SOURCE,
   MAX_LOCATE_PEERS,
   MAX_SERVED_REQUESTS_PER_CONNECTION,
@@ -58,7 +73,7 @@ import { RemoteError, SwarmError, errorCode, errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { Bitfield } from '../storage/bitfield.js';
 import { safeFileName } from '../storage/file-name.js';
-import { chunkCount, chunkLength, fileIdHex, type Manifest } from '../storage/manifest.js';
+import { chunkCount, chunkLength, fileIdHex, validateManifest, type Manifest } from '../storage/manifest.js';
 import { BadChunksError, PartialFile } from '../storage/partial-file.js';
 import type { Credentials } from '../transport/credentials.js';
 import { readFileChunk } from '../storage/shared-folder.js';
@@ -78,7 +93,10 @@ export interface SourceInfo {
 }
 
 export interface DownloadOptions {
-  /** Already validated against its id by the caller. */
+  /**
+   * Checked by the caller against the file id it asked for; the constructor throws ERR_BAD_MANIFEST
+   * (or ERR_BAD_NAME) unless its hashes prove its own id.
+   */
   manifest: Manifest;
   /** Destination folder: the finished file lands here, under a name that takes nothing away. */
   dir: string;
@@ -126,7 +144,7 @@ export interface DownloadResult {
   /** Verified bytes already on disk when it started (a resumed download); the sources gave the rest. */
   resumedBytes: number;
   /** Every source connected during the download, with the verified bytes it supplied. */
-  sources: { peerId: string; name: string; bytes: number }[];
+  sources: { peerId: string; name: string; bytes: number; banned: boolean }[];
 }
 
 export interface DownloadProgress {
@@ -141,6 +159,8 @@ export interface DownloadProgress {
   bytesPerSecond: number;
   /** Sources connected now. */
   sources: number;
+  /** Sources banned from this download (bad chunks, protocol violations). */
+  bannedSources: number;
   /** Paused: no new requests are made (see Download.pause). */
   paused: boolean;
 }
@@ -160,10 +180,28 @@ export interface SourceStats {
   bytesPerSecond: number;
   /** It has no upload slot for us now. */
   choked: boolean;
+  /** Chunks from it that failed verification. */
+  badChunks: number;
+  /** Banned from this download (see BanReason). */
+  banned: boolean;
 }
 
+/** Why a source was banned: too many chunks failed verification, or it broke the protocol. */
+export type BanReason = 'bad-chunks' | 'protocol';
+
 /** Why a source stopped being used: a stable word for logs, UIs and tests. */
-export type SourceLostReason = 'disconnected' | 'timeout' | 'bad-chunks' | 'protocol' | 'idle';
+export type SourceLostReason = 'disconnected' | 'timeout' | 'idle' | BanReason;
+
+/** A source banned from the download: who, where, and why. */
+export interface SourceBan {
+  peerId: string;
+  name: string;
+  /** host:port, as we connected to it. */
+  address: string;
+  reason: BanReason;
+  /** For people: what it did. */
+  detail: string;
+}
 
 export interface DownloadEvents {
   progress: [progress: DownloadProgress];
@@ -171,6 +209,8 @@ export interface DownloadEvents {
   resumed: [chunks: number, bytes: number];
   source: [peerId: string, name: string];
   'source-lost': [peerId: string, reason: SourceLostReason];
+  /** A source was banned for the rest of the download (then 'source-lost' follows, if it was connected). */
+  'source-banned': [ban: SourceBan];
 }
 
 /** Sources remembered at once (listed now, connected, or having contributed). */
@@ -211,10 +251,12 @@ interface Source {
   inFlight: Map<number, RequestToken>;
   bytes: number;
   badChunks: number;
+  /** Chunks it sent that failed verification: never asked of it again (at most MAX_BAD_CHUNKS_PER_SOURCE). */
+  failedChunks: Set<number>;
   failures: number;
   retryAt: number;
-  /** Dropped for the rest of this download (bad chunks, protocol violation). */
-  dropped: boolean;
+  /** Banned for the rest of this download, and why (null: not banned). */
+  banned: BanReason | null;
   /** Listed by the latest findSources answer. */
   listed: boolean;
   /** Set just before we close the connection ourselves, to report why. */
@@ -249,7 +291,12 @@ export class Download extends EventEmitter<DownloadEvents> {
   /** Most requests in flight at one source: by the protocol's cap and the bytes they bring. */
   private readonly maxDepth: number;
 
+  /** Sources we may use, by peer id (a banned source moves to `banned`). */
   private readonly sources = new Map<string, Source>();
+  /** Banned sources by peer id, oldest first (at most MAX_BANNED_SOURCES_PER_DOWNLOAD). */
+  private readonly banned = new Map<string, Source>();
+  /** The addresses (addressKey) of the banned sources, each to the peer id banned there. */
+  private readonly bannedAddresses = new Map<string, string>();
   /** Chunk index → the sources it is requested from right now (at most two, in the end game). */
   private readonly requested = new Map<number, Set<Source>>();
   /** Chunks received and being verified/written, and their bytes. */
@@ -293,6 +340,8 @@ export class Download extends EventEmitter<DownloadEvents> {
 
   constructor(options: DownloadOptions) {
     super();
+    // The hashes every chunk is checked against must be the ones the file id commits to.
+    validateManifest(options.manifest);
     this.options = options;
     this.manifest = options.manifest;
     this.fileId = options.manifest.id;
@@ -391,18 +440,23 @@ export class Download extends EventEmitter<DownloadEvents> {
    * live counterpart of DownloadResult.sources. Bounded like the sources themselves.
    */
   sourceStats(): SourceStats[] {
-    return [...this.sources.values()]
-      .filter((s) => s.everConnected)
-      .map((s) => ({
-        peerId: s.peerId,
-        name: s.info.name,
-        bytes: s.bytes,
-        connected: s.client !== null,
-        inFlight: s.inFlight.size,
-        depth: s.depth,
-        bytesPerSecond: Math.round(s.rate),
-        choked: s.choked,
-      }));
+    return this.everConnected().map((s) => ({
+      peerId: s.peerId,
+      name: s.info.name,
+      bytes: s.bytes,
+      connected: s.client !== null,
+      inFlight: s.inFlight.size,
+      depth: s.depth,
+      bytesPerSecond: Math.round(s.rate),
+      choked: s.choked,
+      badChunks: s.badChunks,
+      banned: s.banned !== null,
+    }));
+  }
+
+  /** Every source connected during the download so far, banned ones included. */
+  private everConnected(): Source[] {
+    return [...this.sources.values(), ...this.banned.values()].filter((s) => s.everConnected);
   }
 
   /** A verified chunk (from the partial file, or the finished file), or null. */
@@ -421,6 +475,7 @@ export class Download extends EventEmitter<DownloadEvents> {
       resumedBytes: this.resumedBytes,
       bytesPerSecond: this.rate(),
       sources: this.connectedSources().length,
+      bannedSources: this.banned.size,
       paused: this.paused,
     };
   }
@@ -501,9 +556,12 @@ export class Download extends EventEmitter<DownloadEvents> {
         size: this.manifest.size,
         seconds,
         resumedBytes: this.resumedBytes,
-        sources: [...this.sources.values()]
-          .filter((s) => s.everConnected)
-          .map((s) => ({ peerId: s.peerId, name: s.info.name, bytes: s.bytes })),
+        sources: this.everConnected().map((s) => ({
+          peerId: s.peerId,
+          name: s.info.name,
+          bytes: s.bytes,
+          banned: s.banned !== null,
+        })),
       });
     } catch (err) {
       if (err instanceof BadChunksError) await this.refetch(err.chunks);
@@ -637,7 +695,7 @@ export class Download extends EventEmitter<DownloadEvents> {
       this.armWatchdog(WRITE_POLL_MS);
       return;
     }
-    const known = [...this.sources.values()].filter((s) => s.listed && !s.dropped).length;
+    const known = [...this.sources.values()].filter((s) => s.listed).length;
     void this.fail(
       new SwarmError(
         'ERR_NO_SOURCES',
@@ -723,6 +781,7 @@ export class Download extends EventEmitter<DownloadEvents> {
         continue;
       }
       if (listed.has(info.peerId)) continue;
+      if (this.isBanned(info)) continue;
       let source = this.sources.get(info.peerId);
       if (!source) {
         if (this.sources.size >= MAX_KNOWN_SOURCES) continue;
@@ -738,7 +797,7 @@ export class Download extends EventEmitter<DownloadEvents> {
     for (const [peerId, source] of this.sources) {
       if (listed.has(peerId)) continue;
       source.listed = false;
-      const forgettable = !source.client && !source.connecting && !source.dropped && !source.everConnected;
+      const forgettable = !source.client && !source.connecting && !source.everConnected;
       if (forgettable) this.sources.delete(peerId);
     }
     this.orderStale = true;
@@ -750,8 +809,7 @@ export class Download extends EventEmitter<DownloadEvents> {
     const now = Date.now();
     const candidates = shuffle(
       [...this.sources.values()].filter(
-        (s) =>
-          !s.client && !s.connecting && !s.dropped && s.listed && s.retryAt <= now && this.offersAnything(s),
+        (s) => !s.client && !s.connecting && s.listed && s.retryAt <= now && this.offersAnything(s),
       ),
     );
     for (const source of candidates) {
@@ -808,7 +866,7 @@ export class Download extends EventEmitter<DownloadEvents> {
       return;
     }
     source.connecting = false;
-    if (this.finished || source.dropped || client.isClosed) {
+    if (this.finished || source.banned || client.isClosed) {
       client.close();
       return;
     }
@@ -852,18 +910,9 @@ export class Download extends EventEmitter<DownloadEvents> {
     if (this.finished) return;
     let why = source.closingFor ?? 'disconnected';
     if (!source.closingFor && reason && errorCode(reason) === 'ERR_PROTOCOL') {
+      // Unrequested data, a mislabelled PIECE, a malformed frame: no honest peer sends these.
       why = 'protocol';
-      source.dropped = true;
-      this.orderStale = true;
-      // Data we did not ask for (a PIECE for no request of ours) is one of these: no second chance.
-      this.logger.warn(
-        {
-          peer: source.peerId,
-          address: `${source.info.host}:${source.info.port}`,
-          err: errorMessage(reason),
-        },
-        'source banned for the rest of this download: it broke the protocol',
-      );
+      this.ban(source, 'protocol', errorMessage(reason));
     }
     source.closingFor = null;
     if (why !== 'idle') this.penalise(source);
@@ -888,7 +937,8 @@ export class Download extends EventEmitter<DownloadEvents> {
     if (this.orderStale) this.rebuildOrder();
     for (let k = this.orderStart; k < this.order.length; k++) {
       const index = this.order[k]!;
-      if (!this.have.has(index) && source.chunks.has(index) && !source.refused.has(index)) return true;
+      if (this.have.has(index) || !source.chunks.has(index)) continue;
+      if (!source.refused.has(index) && !source.failedChunks.has(index)) return true;
     }
     return false;
   }
@@ -906,7 +956,7 @@ export class Download extends EventEmitter<DownloadEvents> {
   private rebuildOrder(): void {
     const availability = new Uint16Array(this.totalChunks);
     for (const source of this.sources.values()) {
-      if (source.dropped || (!source.listed && !source.client)) continue; // gone, as far as we know
+      if (!source.listed && !source.client) continue; // gone, as far as we know
       for (const index of source.chunks.indices()) availability[index]!++;
     }
     const missing: number[] = [];
@@ -956,7 +1006,8 @@ export class Download extends EventEmitter<DownloadEvents> {
       !this.have.has(index) &&
       !this.requested.has(index) &&
       !this.writing.has(index) &&
-      !source.refused.has(index);
+      !source.refused.has(index) &&
+      !source.failedChunks.has(index);
     while (this.orderStart < this.order.length && this.have.has(this.order[this.orderStart]!)) {
       this.orderStart++; // verified chunks at the front are never looked at again
     }
@@ -970,7 +1021,8 @@ export class Download extends EventEmitter<DownloadEvents> {
     if (!this.inEndGame()) return undefined;
     for (const [index, holders] of this.requested) {
       if (holders.size !== 1 || holders.has(source) || this.writing.has(index)) continue;
-      if (source.chunks.has(index) && !source.refused.has(index)) return index;
+      if (source.chunks.has(index) && !source.refused.has(index) && !source.failedChunks.has(index))
+        return index;
     }
     return undefined;
   }
@@ -1081,8 +1133,11 @@ export class Download extends EventEmitter<DownloadEvents> {
     if (this.finished) return;
     this.measure(source, token, data.length);
     if (this.have.has(index) || this.writing.has(index)) {
+      // A duplicate from the end game: the other copy won. (A copy is only ever being written once it
+      // has passed its check, which PartialFile.write makes before it first yields, so a bad copy never
+      // crowds out a good one.)
       releaseBuffer(data);
-      this.pump(); // a duplicate from the end game: the other copy won
+      this.pump();
       return;
     }
     this.writing.add(index);
@@ -1098,7 +1153,7 @@ export class Download extends EventEmitter<DownloadEvents> {
       this.writingBytes -= data.length;
       if (this.finished) return;
       if (errorCode(err) === 'ERR_CHUNK_HASH_MISMATCH') {
-        this.blame(source, index);
+        this.blame(source, index, errorMessage(err));
         this.pump();
       } else {
         // A full or unwritable disk says so itself, and where; anything else is an I/O error.
@@ -1142,20 +1197,60 @@ export class Download extends EventEmitter<DownloadEvents> {
     else this.pump();
   }
 
-  /** A chunk that failed verification: the source is blamed, and dropped after too many. */
-  private blame(source: Source, index: number): void {
+  /**
+   * A chunk from `source` failed verification: its bytes were discarded, the chunk goes to another
+   * source (never to this one again), and the source is banned after too many.
+   */
+  private blame(source: Source, index: number, why: string): void {
     source.badChunks++;
-    this.logger.warn({ peer: source.peerId, index, bad: source.badChunks }, 'chunk failed verification');
-    if (source.badChunks >= MAX_BAD_CHUNKS_PER_SOURCE && !source.dropped) {
-      source.dropped = true;
-      this.orderStale = true;
-      this.logger.warn(
-        { peer: source.peerId, address: `${source.info.host}:${source.info.port}`, bad: source.badChunks },
-        'source banned for the rest of this download: its chunks failed verification',
-      );
-      if (source.client) this.closeSource(source, 'bad-chunks');
-      else this.emit('source-lost', source.peerId, 'bad-chunks');
+    if (source.failedChunks.size < MAX_BAD_CHUNKS_PER_SOURCE) source.failedChunks.add(index);
+    this.logger.warn(
+      {
+        peer: source.peerId,
+        name: source.info.name,
+        address: addressOf(source.info),
+        index,
+        bad: source.badChunks,
+        err: why,
+      },
+      'chunk failed verification; discarded, to be fetched from another source',
+    );
+    if (source.badChunks < MAX_BAD_CHUNKS_PER_SOURCE || source.banned) return;
+    this.ban(source, 'bad-chunks', `${source.badChunks} chunks failed verification`);
+    if (source.client) this.closeSource(source, 'bad-chunks');
+    else this.emit('source-lost', source.peerId, 'bad-chunks');
+  }
+
+  /**
+   * Bans a source for the rest of the download, by peer id and by address: it is no longer used nor
+   * connected again, and discovery listing it again (under either) does not bring it back. The caller
+   * closes its connection.
+   */
+  private ban(source: Source, reason: BanReason, detail: string): void {
+    if (source.banned) return;
+    source.banned = reason;
+    this.sources.delete(source.peerId);
+    this.banned.set(source.peerId, source);
+    const address = addressOf(source.info);
+    this.bannedAddresses.set(addressKey(source.info), source.peerId);
+    if (this.banned.size > MAX_BANNED_SOURCES_PER_DOWNLOAD) {
+      const [oldestId, oldest] = this.banned.entries().next().value!;
+      this.banned.delete(oldestId);
+      const key = addressKey(oldest.info);
+      if (this.bannedAddresses.get(key) === oldestId) this.bannedAddresses.delete(key);
     }
+    this.orderStale = true;
+    const ban: SourceBan = { peerId: source.peerId, name: source.info.name, address, reason, detail };
+    this.logger.warn(
+      { peer: ban.peerId, name: ban.name, address, reason, detail },
+      'source banned for the rest of the download',
+    );
+    this.emit('source-banned', ban);
+  }
+
+  /** True if this listing names a banned peer, or a banned address under any peer id. */
+  private isBanned(info: SourceInfo): boolean {
+    return this.banned.has(info.peerId) || this.bannedAddresses.has(addressKey(info));
   }
 
   // ---- Rate --------------------------------------------------------------------------------------
@@ -1203,7 +1298,8 @@ function newSource(info: SourceInfo): Source {
     badChunks: 0,
     failures: 0,
     retryAt: 0,
-    dropped: false,
+    failedChunks: new Set(),
+    banned: null,
     listed: true,
     closingFor: null,
     choked: false,
@@ -1213,6 +1309,17 @@ function newSource(info: SourceInfo): Source {
     windowBytes: 0,
     minLatencyMs: Infinity,
   };
+}
+
+/** host:port of a source, for people. */
+function addressOf(info: Pick<SourceInfo, 'host' | 'port'>): string {
+  return formatEndpoint(info);
+}
+
+/** host:port of a source, as a ban is keyed: one address however it is spelt (case, IPv4-mapped IPv6). */
+function addressKey(info: Pick<SourceInfo, 'host' | 'port'>): string {
+  const host = info.host.toLowerCase().replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, '');
+  return formatEndpoint({ host, port: info.port });
 }
 
 function shuffle<T>(items: T[]): T[] {

@@ -5,10 +5,12 @@ export { PeerClient } from './peer-client.js';
 export type { PeerClientEvents, PeerClientOptions } from './peer-client.js';
 export { Download } from './download.js';
 export type {
+  BanReason,
   DownloadEvents,
   DownloadOptions,
   DownloadProgress,
   DownloadResult,
+  SourceBan,
   SourceInfo,
   SourceLostReason,
 } from './download.js';

@@ -1,7 +1,9 @@
 /**
  * One outgoing connection to another peer's chunk server. Requests (chunks, manifests) are
  * pipelined: many may be in flight, answered in any order. A reply that does not match a request we
- * made is a protocol error and closes the connection, failing every request on it.
+ * made (unrequested data, or a PIECE carrying another chunk than the one asked for) is a protocol
+ * error and closes the connection, failing every request on it; only the late answer to a request we
+ * cancelled or gave up on (one of the last MAX_ABANDONED_REQUESTS_REMEMBERED) is dropped quietly.
  *
  * Right after the handshake the client introduces itself (INFO); the server answers with its own
  * INFO, what it offers (OFFERS, then HAVE as it gets chunks) and peers it knows (PEERS). These are
@@ -16,6 +18,7 @@ import type { Endpoint } from '../address.js';
 import {
   CHUNK_REQUEST_TIMEOUT_MS,
   CONNECT_TIMEOUT_MS,
+  MAX_ABANDONED_REQUESTS_REMEMBERED,
   MAX_PEER_CONTROL_FRAME,
   MAX_PEER_FRAME,
   MAX_SERVED_REQUESTS_PER_CONNECTION,
@@ -91,9 +94,6 @@ export interface PeerClientEvents {
 }
 
 type Outstanding = { kind: 'chunk'; fileId: Buffer; index: number } | { kind: 'manifest'; fileId: Buffer };
-
-/** Request ids answered late are tolerated for this many recent cancellations or timeouts. */
-const MAX_REMEMBERED_CANCELS = 256;
 
 export class PeerClient extends EventEmitter<PeerClientEvents> {
   /** Chunk requests settle with a Buffer, manifest requests with a Manifest (see `outstanding`). */
@@ -305,7 +305,7 @@ export class PeerClient extends EventEmitter<PeerClientEvents> {
     this.outstanding.delete(req);
     if (this.conn.isClosed) return;
     this.abandoned.add(req);
-    if (this.abandoned.size > MAX_REMEMBERED_CANCELS) {
+    if (this.abandoned.size > MAX_ABANDONED_REQUESTS_REMEMBERED) {
       this.abandoned.delete(this.abandoned.values().next().value as number);
     }
     this.conn.send(encodePeerMessage({ type: 'cancel', req }));

@@ -73,6 +73,13 @@ export async function runGetCommand(nameOrId: string, options: GetCommandOptions
           `(${chunks} chunks) already here and verified again`,
       ),
     );
+    download.on('source-banned', (ban) =>
+      display.log(
+        process.stderr,
+        `banned peer ${escapeForTerminal(ban.name)} (${ban.peerId.slice(0, 12)}) at ${escapeForTerminal(ban.address)} ` +
+          `for the rest of this download: ${escapeForTerminal(ban.detail)}`,
+      ),
+    );
   };
   node.on('download-started', onStarted);
   const signals = watchSignals();

@@ -148,7 +148,9 @@ function downloadRow(d: DownloadView): SafeHtml {
     </td>
     <td class="num">${formatBytes(d.bytesPerSecond)}/s</td>
     <td class="num">${d.etaSeconds === null ? '–' : `${d.etaSeconds}s`}</td>
-    <td>${d.sources.map((s) => `${s.name} ${formatBytes(s.bytes)}`).join(', ')}</td>
+    <td>
+      ${d.sources.map((s) => `${s.name} ${formatBytes(s.bytes)}${s.banned ? ' (banned)' : ''}`).join(', ')}
+    </td>
     <td>${actionButton(d)}</td>
   </tr>`;
 }

@@ -8,7 +8,7 @@ import { SwarmError, errorCode, errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { SourceInfo } from '../peer/download.js';
 import { Bitfield } from '../storage/bitfield.js';
-import { fileIdHex, validateManifest, type Manifest } from '../storage/manifest.js';
+import { fileIdHex, validateManifestContent, type Manifest } from '../storage/manifest.js';
 import type { AnnounceResult, FileSummary } from '../wire/tracker-messages.js';
 import type { DiscoverySource } from './source.js';
 
@@ -80,7 +80,7 @@ export class Discovery {
       if (!manifest.id.equals(fileId)) {
         throw new SwarmError('ERR_BAD_MANIFEST', `${source.label} gave the manifest of another file`);
       }
-      validateManifest(manifest);
+      validateManifestContent(manifest);
       return manifest;
     });
     try {

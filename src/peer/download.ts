@@ -73,7 +73,7 @@ import { RemoteError, SwarmError, errorCode, errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { Bitfield } from '../storage/bitfield.js';
 import { safeFileName } from '../storage/file-name.js';
-import { chunkCount, chunkLength, fileIdHex, validateManifest, type Manifest } from '../storage/manifest.js';
+import { chunkCount, chunkLength, fileIdHex, validateManifestContent, type Manifest } from '../storage/manifest.js';
 import { BadChunksError, PartialFile } from '../storage/partial-file.js';
 import type { Credentials } from '../transport/credentials.js';
 import { readFileChunk } from '../storage/shared-folder.js';
@@ -95,7 +95,7 @@ export interface SourceInfo {
 export interface DownloadOptions {
   /**
    * Checked by the caller against the file id it asked for; the constructor throws ERR_BAD_MANIFEST
-   * (or ERR_BAD_NAME) unless its hashes prove its own id.
+   * unless its hashes prove its own id (its name is the caller's business: see safeFileName).
    */
   manifest: Manifest;
   /** Destination folder: the finished file lands here, under a name that takes nothing away. */
@@ -341,7 +341,7 @@ export class Download extends EventEmitter<DownloadEvents> {
   constructor(options: DownloadOptions) {
     super();
     // The hashes every chunk is checked against must be the ones the file id commits to.
-    validateManifest(options.manifest);
+    validateManifestContent(options.manifest);
     this.options = options;
     this.manifest = options.manifest;
     this.fileId = options.manifest.id;

@@ -73,7 +73,13 @@ import { RemoteError, SwarmError, errorCode, errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { Bitfield } from '../storage/bitfield.js';
 import { safeFileName } from '../storage/file-name.js';
-import { chunkCount, chunkLength, fileIdHex, validateManifestContent, type Manifest } from '../storage/manifest.js';
+import {
+  chunkCount,
+  chunkLength,
+  fileIdHex,
+  validateManifestContent,
+  type Manifest,
+} from '../storage/manifest.js';
 import { BadChunksError, PartialFile } from '../storage/partial-file.js';
 import type { Credentials } from '../transport/credentials.js';
 import { readFileChunk } from '../storage/shared-folder.js';

@@ -145,7 +145,10 @@ export async function startHostilePeer(t: TestContext, options: HostilePeerOptio
     const connection = ++connections;
     const cancelled = new Set<number>();
     let highestReq = 0;
+    /** Set by a 'cut': nothing more may follow the half PIECE on this connection. */
+    let cut = false;
     const sendPiece = (req: number, index: number, data: Buffer): void => {
+      if (cut) return;
       if (cancelled.has(req)) answersAfterCancel++;
       conn.send(encodePieceHeader(req, index), data);
     };
@@ -156,7 +159,7 @@ export async function startHostilePeer(t: TestContext, options: HostilePeerOptio
         connection,
         cancelled: () => cancelled.has(req),
       });
-      if (conn.isClosed) return;
+      if (conn.isClosed || cut) return;
       if (answer === 'silent') return;
       if (answer === 'honest') return sendPiece(req, index, await chunkOf(file, index));
       if (answer === 'corrupt') {
@@ -173,6 +176,8 @@ export async function startHostilePeer(t: TestContext, options: HostilePeerOptio
         const data = await chunkOf(file, index);
         const header = encodePieceHeader(req, index);
         conn.socket.write(Buffer.concat([frameHeader(header.length + data.length), header]));
+        // No other answer may slip in behind the half (the write's callback comes late over TLS).
+        cut = true;
         conn.socket.write(data.subarray(0, data.length >> 1), () => conn.socket.destroy());
         return;
       }

@@ -150,13 +150,16 @@ test('the dashboards in Chromium: a download watched from both sides', { timeout
   await trackerPage.locator('#swarm-map[data-chunks="24"][data-min-count="1"]').waitFor();
   await recordChanges(trackerPage, '#swarm-map', 'copies');
 
-  // The downloader's page: start the download by name, pause it at once.
+  // The downloader's page: start the download by name, pause it once its first chunk is in. (Paused
+  // before any request went out, nothing would arrive while paused: the connection to the seeder,
+  // a TLS handshake, can take a while on a loaded machine.)
   const peerPage = await openPage(context, peerDashboard.address.url, errors);
   await peerPage.locator('#live[data-state="live"]').waitFor();
   await recordChanges(peerPage, '#downloads-body', 'pct');
   await peerPage.locator('#get-input').fill('movie.bin');
   await peerPage.getByRole('button', { name: 'Download', exact: true }).click();
   const row = peerPage.locator('#downloads-body tr', { hasText: 'movie.bin' });
+  await row.locator('progress:not([value="0"])').waitFor();
   await row.getByRole('button', { name: 'Pause' }).click();
   await peerPage.locator('#downloads-body tr[data-state="paused"]').waitFor();
   assert.equal(await peerPage.locator('#get-error').textContent(), '');

@@ -185,6 +185,14 @@ export const MAX_PEER_CONNECTIONS = 256;
  */
 export const MAX_PEER_CONNECTIONS_PER_ADDRESS = 64;
 /**
+ * When a chunk server is full, a newcomer takes the place of a connection that has asked for no chunk
+ * or manifest for this long and has none in flight (the one that asked the longest ago is closed).
+ * So connections that only hold places, an attacker's from a few addresses or idle mesh links, cannot
+ * keep out a peer that wants chunks. Long enough for a client that has just connected to ask, and
+ * for a download's pauses between requests to one source.
+ */
+export const PEER_EVICTABLE_AFTER_MS = 30_000;
+/**
  * Largest frame a chunk server accepts: clients send only the handshake, INFO, REQUEST, CANCEL and
  * GET_MANIFEST.
  */

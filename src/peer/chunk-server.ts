@@ -11,6 +11,9 @@
  * Connections are bounded in all and per remote address (a ConnectionGate, asked before anything else
  * is done for a socket); a client must say HELLO within the handshake deadline, complete each frame it
  * starts at a minimum rate (the frame deadline, against slow-lorises), and not idle for idleTimeoutMs.
+ * When the server is full, a newcomer takes the place of the connection that asked for nothing the
+ * longest, if that was over evictableAfterMs ago and it has nothing in flight: places held by
+ * connections that want nothing do not keep out those that want chunks.
  *
  * Memory stays bounded, whether or not clients read what they asked for. A connection may have
  * MAX_SERVED_REQUESTS_PER_CONNECTION requests in flight (more is a protocol violation); at most
@@ -46,6 +49,7 @@ import {
   MAX_SERVED_REQUESTS_PER_CONNECTION,
   MAX_SERVER_UNFLUSHED_BYTES,
   OFFERS_DEBOUNCE_MS,
+  PEER_EVICTABLE_AFTER_MS,
   OPTIMISTIC_UNCHOKE_INTERVAL_MS,
   PEER_IDLE_TIMEOUT_MS,
   PEER_PROTOCOL,
@@ -97,6 +101,11 @@ export interface ChunkServerOptions {
   maxConnectionsPerAddress?: number;
   /** Close a connection idle this long. Default PEER_IDLE_TIMEOUT_MS. */
   idleTimeoutMs?: number;
+  /**
+   * When full, a newcomer may take the place of a connection that has asked for nothing this long.
+   * Default PEER_EVICTABLE_AFTER_MS.
+   */
+  evictableAfterMs?: number;
   /** Deadline for a client's HELLO. Default HANDSHAKE_TIMEOUT_MS. */
   handshakeTimeoutMs?: number;
   /** The frame deadline (see FramedConnectionOptions.frameTimeoutMs). Default FRAME_TIMEOUT_MS. */
@@ -159,6 +168,8 @@ export interface ChunkServerStats {
   connections: number;
   /** Connections accepted since the server started. */
   acceptedConnections: number;
+  /** Connections closed to make room for a newcomer when the server was full (see evictIdlest). */
+  evictedConnections: number;
   /**
    * Bytes of the server's budget held now: chunks being read (a chunk of unknown length holds
    * MAX_CHUNK_SIZE until it is read) or whose PIECE is not yet flushed to the kernel.
@@ -185,9 +196,13 @@ export class ChunkServer {
   private readonly logger: Logger;
   private readonly gate: ConnectionGate;
   private readonly idleTimeoutMs: number;
+  private readonly evictableAfterMs: number;
+  private readonly maxConnectionsPerAddress: number;
   private readonly handshakeTimeoutMs: number | undefined;
   private readonly frameTimeoutMs: number;
   private readonly connections = new Set<FramedConnection>();
+  /** Connections past the handshake: those a newcomer may take the place of. */
+  private readonly sessions = new Set<ServedConnection>();
   /** Connections whose client introduced itself and was answered: they get OFFERS, HAVE and PEERS. */
   private readonly greeted = new Set<ServedConnection>();
   private readonly diskReads = new Limiter(SERVED_READS_PER_SERVER);
@@ -215,17 +230,20 @@ export class ChunkServer {
     rejectedRequests: 0,
     cancelledRequests: 0,
     acceptedConnections: 0,
+    evictedConnections: 0,
   };
 
   constructor(options: ChunkServerOptions) {
     this.provider = options.provider;
     this.options = options;
     this.logger = options.logger ?? silentLogger();
+    this.maxConnectionsPerAddress = options.maxConnectionsPerAddress ?? MAX_PEER_CONNECTIONS_PER_ADDRESS;
     this.gate = new ConnectionGate({
       maxConnections: options.maxConnections ?? MAX_PEER_CONNECTIONS,
-      maxPerAddress: options.maxConnectionsPerAddress ?? MAX_PEER_CONNECTIONS_PER_ADDRESS,
+      maxPerAddress: this.maxConnectionsPerAddress,
     });
     this.idleTimeoutMs = options.idleTimeoutMs ?? PEER_IDLE_TIMEOUT_MS;
+    this.evictableAfterMs = options.evictableAfterMs ?? PEER_EVICTABLE_AFTER_MS;
     this.handshakeTimeoutMs = options.handshakeTimeoutMs;
     this.frameTimeoutMs = options.frameTimeoutMs ?? FRAME_TIMEOUT_MS;
     this.budget = new SendBudget(options.maxUnflushedBytes ?? MAX_SERVER_UNFLUSHED_BYTES);
@@ -347,7 +365,16 @@ export class ChunkServer {
    * connections still in the handshake too.
    */
   private admitSocket(socket: net.Socket): boolean {
-    const admission = this.gate.admit(socket.remoteAddress ?? '');
+    const address = socket.remoteAddress ?? '';
+    let admission = this.gate.admit(address);
+    if (
+      !admission.admitted &&
+      admission.bound === 'connections' &&
+      this.gate.connectionsFrom(address) < this.maxConnectionsPerAddress &&
+      this.evictIdlest(address)
+    ) {
+      admission = this.gate.admit(address, true);
+    }
     if (!admission.admitted) {
       const { bound, limit } = admission;
       this.logger.warn({ remote: socket.remoteAddress, bound, limit }, 'too many peer connections');
@@ -390,7 +417,11 @@ export class ChunkServer {
         if (conn.isClosed) return;
         const session = new ServedConnection(conn, this);
         conn.onFrame((body) => session.handleFrame(body));
-        conn.once('close', () => this.greeted.delete(session));
+        this.sessions.add(session);
+        conn.once('close', () => {
+          this.greeted.delete(session);
+          this.sessions.delete(session);
+        });
       },
       (err: unknown) => {
         // A refused client (wrong protocol or version) is sent the reason and closed by the handshake
@@ -399,6 +430,33 @@ export class ChunkServer {
         else this.logger.warn({ remote, err: errorMessage(err) }, 'peer handshake refused');
       },
     );
+  }
+
+  /**
+   * Closes the connection that asked for nothing the longest, if that was at least evictableAfterMs
+   * ago and it has nothing in flight, to make room for a newcomer from `newcomer`. Returns whether it
+   * closed one. (A scan of at most maxConnections, and only when the server is full.)
+   */
+  private evictIdlest(newcomer: string): boolean {
+    const cutoff = Date.now() - this.evictableAfterMs;
+    let idlest: ServedConnection | null = null;
+    let idlestSince = Infinity;
+    for (const session of this.sessions) {
+      const since = session.askedNothingSince;
+      if (since !== null && since <= cutoff && since < idlestSince) {
+        idlest = session;
+        idlestSince = since;
+      }
+    }
+    if (!idlest) return false;
+    this.sessions.delete(idlest);
+    this.counters.evictedConnections++;
+    this.logger.info(
+      { remote: idlest.remoteAddress, newcomer, idleMs: Date.now() - idlestSince },
+      'peer connection closed to make room for a newcomer',
+    );
+    idlest.evict();
+    return true;
   }
 
   /**
@@ -674,6 +732,8 @@ class ServedConnection {
   private unflushed = 0;
   /** Closes the connection when its unflushed PIECEs make no progress for stallTimeoutMs. */
   private stallTimer: NodeJS.Timeout | null = null;
+  /** When the client last asked for a chunk or manifest of a file we hold (or completed the handshake). */
+  private lastAskedAt = Date.now();
 
   constructor(
     private readonly conn: FramedConnection,
@@ -686,6 +746,22 @@ class ServedConnection {
       this.server.slots.remove(this);
       this.server.wake();
     });
+  }
+
+  /**
+   * Since when this client has asked for nothing, while nothing it asked for is still in flight;
+   * null while something is.
+   */
+  get askedNothingSince(): number | null {
+    if (this.hasChunkRequests || this.manifestRequests.size > 0) return null;
+    return this.lastAskedAt;
+  }
+
+  /** Closes the connection to make room for a newcomer (see ChunkServer.evictIdlest). */
+  evict(): void {
+    this.conn.destroy(
+      new SwarmError('ERR_LIMIT', 'closed to make room for a newcomer: this client asked for nothing lately'),
+    );
   }
 
   /** True while chunk requests of this client are queued, being read or being sent. */
@@ -825,6 +901,8 @@ class ServedConnection {
           this.reject(request, 'ERR_UNKNOWN_FILE', 'this peer does not hold that file');
           return;
         }
+        // Asking for what we hold keeps a connection's place when the server is full; junk does not.
+        this.lastAskedAt = Date.now();
         // Asking makes it compete for a slot; without one (CHOKE already sent) it is refused at once.
         if (!this.server.slots.request(this)) {
           this.rejectChoked(request);
@@ -1020,6 +1098,8 @@ class ServedConnection {
     let frame: Buffer;
     try {
       const manifest = this.server.lookupManifest(fileId);
+      // Asking for what we hold keeps a connection's place when the server is full; junk does not.
+      if (manifest) this.lastAskedAt = Date.now();
       frame = manifest
         ? encodePeerMessage({ type: 'manifest', req, manifest })
         : encodePeerMessage({

@@ -45,9 +45,15 @@ export class ConnectionGate {
     return this.perAddress.get(addressKey(address)) ?? 0;
   }
 
-  admit(address: string): Admitted | Refused {
+  /**
+   * Admits a connection from `address` within the limits. `inPlaceOf`: the server has just closed
+   * another connection to make room, whose place is released once its socket has closed; the total is
+   * not checked (it is over by the closes still under way), the address's share is.
+   */
+  admit(address: string, inPlaceOf = false): Admitted | Refused {
     const { maxConnections, maxPerAddress } = this.limits;
-    if (this.total >= maxConnections) return { admitted: false, bound: 'connections', limit: maxConnections };
+    if (this.total >= maxConnections && !inPlaceOf)
+      return { admitted: false, bound: 'connections', limit: maxConnections };
     const key = addressKey(address);
     const count = this.perAddress.get(key) ?? 0;
     if (count >= maxPerAddress) return { admitted: false, bound: 'per-address', limit: maxPerAddress };

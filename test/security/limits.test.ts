@@ -9,6 +9,9 @@
  *   pipelined on one connection, behind a store (a disk) that does not answer (closed).
  * - MAX_TRACKER_SESSIONS, MAX_PEER_CONNECTIONS: connections that never speak, up to the total; the next
  *   one is closed on arrival, and one is let in again once a place is free.
+ * - PEER_EVICTABLE_AFTER_MS: a chunk server full of connections that completed the handshake and ask
+ *   for nothing: a newcomer takes the place of the one idle the longest, never of a client with a
+ *   request in flight; with none left to replace, the newcomer is closed on arrival.
  * - MAX_TRACKER_SESSIONS_PER_ADDRESS, MAX_PEER_CONNECTIONS_PER_ADDRESS: connections from 127.0.0.2 up to
  *   the bound, the next from there closed on arrival, while 127.0.0.3 and 127.0.0.1 still get in.
  * - HANDSHAKE_TIMEOUT_MS: a client that connects and says nothing, and one that trickles its HELLO.
@@ -242,6 +245,61 @@ describe('connections in total', () => {
       silent[0]!.destroy();
       await waitFor(() => server.stats.connections === 2, 'a place to be free');
       await honestPeerServed(t, port, file);
+    },
+  );
+
+  test(
+    'peer: when full, a newcomer takes the place of the connection idle the longest, never of a busy one',
+    T,
+    async (t) => {
+      const file = await smallFile(t);
+      // Chunk 1 never comes: a request for it stays in flight for as long as the test runs.
+      let releaseChunk1 = (): void => undefined;
+      const chunk1Held = new Promise<void>((resolve) => (releaseChunk1 = resolve));
+      t.after(() => releaseChunk1());
+      const served = { manifest: file.manifest, path: file.path };
+      const { server, port } = await startPeer(t, file, {
+        maxConnections: 3,
+        evictableAfterMs: 500,
+        provider: async (fileId, index) => {
+          if (index === 1) await chunk1Held;
+          return serveFileChunk(fileId.equals(file.manifest.id) ? served : undefined, index);
+        },
+      });
+      /** A client (from 127.0.0.1) with a request in flight: never the one to make room. */
+      const busyClient = async (): Promise<PeerClient> => {
+        const client = await PeerClient.connect('127.0.0.1', port);
+        t.after(() => client.close());
+        assert.equal((await client.requestChunk(file.manifest.id, 0)).length, MIN_CHUNK_SIZE);
+        client.requestChunk(file.manifest.id, 1).catch(() => undefined);
+        return client;
+      };
+
+      // Two connections that complete the handshake and ask for nothing, the first one earlier; a
+      // busy client between them.
+      const idleFirst = await Hostile.open(t, port, { localAddress: ATTACKER });
+      await idleFirst.handshake(PEER_PROTOCOL);
+      await delay(50);
+      const busy = await busyClient();
+      const idleSecond = await Hostile.open(t, port, { localAddress: OTHER_ATTACKER });
+      await idleSecond.handshake(PEER_PROTOCOL);
+      await delay(600); // every one of them is now past evictableAfterMs
+
+      // The first newcomer takes the place of the connection idle the longest, and is served.
+      const first = await busyClient();
+      await assertClosed(idleFirst, 'the connection idle the longest');
+      assert.equal(idleSecond.open, true, 'only one connection makes room per newcomer');
+      // The second takes the other idle one's place.
+      const second = await busyClient();
+      await assertClosed(idleSecond, 'the other idle connection');
+      assert.equal(server.stats.evictedConnections, 2);
+
+      // Now every place is held by a client with a request in flight: the next is closed on arrival.
+      await delay(600);
+      const extra = await Hostile.openRaw(t, port, { localAddress: '127.0.0.5' });
+      await assertClosed(extra, 'a newcomer to a server full of busy clients');
+      assert.equal(server.stats.evictedConnections, 2);
+      for (const client of [busy, first, second]) assert.equal(client.isClosed, false);
     },
   );
 });

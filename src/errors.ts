@@ -5,7 +5,6 @@
 
 export type ErrorCode =
   | 'ERR_PROTOCOL' // a frame that does not decode, or a message out of place
-  | 'ERR_FRAME_TOO_LARGE'
   | 'ERR_UNSUPPORTED_VERSION'
   | 'ERR_HANDSHAKE_TIMEOUT'
   | 'ERR_NOT_REGISTERED'

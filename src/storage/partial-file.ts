@@ -25,6 +25,7 @@ import { SwarmError, errorCode, errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { releaseBuffer } from '../buffer-pool.js';
 import { syncDir, tempNameFor, writeFileAtomic } from './atomic-file.js';
+import { claimDownload, type DownloadClaim } from './download-claim.js';
 import { Bitfield } from './bitfield.js';
 import { hashInline, sharedHashPool } from './hash-pool.js';
 import { assertFileName, quoteName } from './file-name.js';
@@ -55,10 +56,16 @@ export function isValidChunk(manifest: Manifest, index: number, data: Buffer): b
   return createHash('sha256').update(data).digest().equals(chunkHash(manifest, index));
 }
 
-/** Where a download of `fileId` keeps its data and its state, under `stateDir`. */
-export function partialPaths(stateDir: string, fileId: Buffer): { part: string; state: string } {
+/**
+ * Where a download of `fileId` keeps its data and its state under `stateDir`, and the claim that
+ * keeps other processes from downloading it there at the same time (download-claim.ts).
+ */
+export function partialPaths(
+  stateDir: string,
+  fileId: Buffer,
+): { part: string; state: string; claim: string } {
   const base = path.join(stateDir, PARTIAL_DIR_NAME, fileIdHex(fileId));
-  return { part: `${base}.part`, state: `${base}.state` };
+  return { part: `${base}.part`, state: `${base}.state`, claim: `${base}.claim` };
 }
 
 /** True when a download of `fileId` was left under `stateDir` to be resumed. */
@@ -114,6 +121,8 @@ export class PartialFile {
   private readonly logger: Logger;
   /** The folder named in disk errors: the download folder (the state folder's parent). */
   private readonly folder: string;
+  /** This process's claim on the temp file, against other processes (released once done). */
+  private readonly claim: DownloadClaim;
 
   private constructor(
     readonly manifest: Manifest,
@@ -122,10 +131,12 @@ export class PartialFile {
     /** Its state: `stateDir/partial/<fileIdHex>.state`. */
     readonly statePath: string,
     handle: fs.FileHandle,
+    claim: DownloadClaim,
     stateDir: string,
     options: PartialFileOptions,
   ) {
     this.handle = handle;
+    this.claim = claim;
     this.have = new Bitfield(chunkCount(manifest));
     this.logger = options.logger ?? silentLogger();
     this.folder = downloadFolderOf(stateDir);
@@ -138,26 +149,28 @@ export class PartialFile {
 
   /**
    * Opens the temp file for `manifest` (pre-sized, sparse where the filesystem allows), resuming
-   * what an earlier run left: see `resumed`. The same file being downloaded twice at once by this
-   * process is an error.
+   * what an earlier run left: see `resumed`. The same file being downloaded into the same folder
+   * twice at once, by this process or another, is refused (ERR_IN_PROGRESS).
    */
   static async create(
     stateDir: string,
     manifest: Manifest,
     options: PartialFileOptions = {},
   ): Promise<PartialFile> {
-    const { part: tempPath, state: statePath } = partialPaths(stateDir, manifest.id);
+    const { part: tempPath, state: statePath, claim: claimPath } = partialPaths(stateDir, manifest.id);
     if (openPartials.has(tempPath)) {
       throw new SwarmError(
-        'ERR_INVALID_ARGUMENT',
+        'ERR_IN_PROGRESS',
         `${manifest.name} is already being downloaded into ${stateDir}`,
       );
     }
     openPartials.add(tempPath);
+    let claim: DownloadClaim | null = null;
     try {
       const dir = path.dirname(tempPath);
       await fs.mkdir(dir, { recursive: true, mode: 0o700 });
       await assertRealFolder(dir);
+      claim = await claimDownload(claimPath, manifest.name);
       await removeStaleTemps(dir, path.basename(statePath));
       let existed = true;
       let handle: fs.FileHandle;
@@ -181,7 +194,7 @@ export class PartialFile {
           `${tempPath} is not a regular file; remove it to download`,
         );
       }
-      const partial = new PartialFile(manifest, tempPath, statePath, handle, stateDir, options);
+      const partial = new PartialFile(manifest, tempPath, statePath, handle, claim, stateDir, options);
       try {
         if ((await handle.stat()).size !== manifest.size) await handle.truncate(manifest.size);
         // A state without its data describes nothing.
@@ -194,6 +207,7 @@ export class PartialFile {
       return partial;
     } catch (err) {
       openPartials.delete(tempPath);
+      await claim?.release().catch(() => undefined);
       throw storageError(err, `cannot open ${tempPath}`, downloadFolderOf(stateDir));
     }
   }
@@ -299,7 +313,7 @@ export class PartialFile {
       await syncDir(dir);
       await syncDir(path.dirname(this.tempPath));
       this.state = 'done';
-      openPartials.delete(this.tempPath);
+      await this.release();
       return finalPath;
     } catch (err) {
       if (err instanceof BadChunksError) {
@@ -341,7 +355,7 @@ export class PartialFile {
     } finally {
       await fs.rm(this.tempPath, { force: true });
       await fs.rm(this.statePath, { force: true });
-      openPartials.delete(this.tempPath);
+      await this.release();
     }
   }
 
@@ -475,9 +489,17 @@ export class PartialFile {
     try {
       await handle?.close();
     } finally {
-      openPartials.delete(this.tempPath);
+      await this.release();
     }
     if (saveError) throw saveError;
+  }
+
+  /** Lets the temp file be opened again, by this process or another. */
+  private async release(): Promise<void> {
+    openPartials.delete(this.tempPath);
+    await this.claim
+      .release()
+      .catch((err: unknown) => this.logger.warn({ err: errorMessage(err) }, 'could not release the claim'));
   }
 
   /** Flushes the temp file to disk and closes it; it is closed even if the flush fails. */

@@ -3,7 +3,8 @@
  * with SIGINT) at several points resumes from its partial file and state, fetching only what is
  * missing; a corrupt state means hashing the partial file again; the final whole-file check catches
  * a chunk changed on disk after it was verified; a full disk (a small tmpfs) fails cleanly and
- * resumes once space is freed. Every peer runs with --no-lan, on loopback.
+ * resumes once space is freed; a second `get` of the same file into the same folder while one runs
+ * is refused, and the first is not disturbed. Every peer runs with --no-lan, on loopback.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -361,6 +362,39 @@ test('a full disk (a small tmpfs): ERR_DISK_FULL, the partial download kept; onc
   );
   assert.ok(summary.resumedBytes > 2 * MiB, `resumed ${summary.resumedBytes}`);
   assert.equal(fetched(summary), FILE_SIZE - summary.resumedBytes);
+  assert.equal(await sha256File(path.join(out, seed.name)), seed.sha256);
+  assert.deepEqual(await fs.readdir(out), [seed.name]);
+});
+
+test('a second get of the same file into the same folder while the first runs is refused; the first finishes', async (t) => {
+  const { address } = await startTrackerProcess(t);
+  // 16 chunks at 256 KiB/s: the first get runs for some 16 s.
+  const seed = await makeSeed(t, 'shared.bin', 4 * MiB, 23);
+  await startSeeder(t, address, seed.dir, 'slow', '256K');
+  await waitForSources(address, seed.name, 1);
+  const out = await tempDir(t);
+  const logs = await tempDir(t);
+
+  const first = startCli(t, getArgs(seed, address, out, path.join(logs, 'first.log')));
+  await waitFor(
+    async () => ((await claimed(out, seed.manifest))?.setCount ?? 0) >= 1 || first.child.exitCode !== null,
+    `the first get to save a chunk (stderr: ${first.stderr.slice(-300)})`,
+    LONG,
+    20,
+  );
+  const second = await runCli(getArgs(seed, address, out, path.join(logs, 'second.log')), {
+    timeoutMs: LONG,
+  });
+  assert.equal(second.code, 1, second.stderr);
+  assert.match(
+    second.stderr,
+    new RegExp(`shared\\.bin is already being downloaded into this folder by process ${first.child.pid} on `),
+  );
+  assert.doesNotMatch(second.stderr, /resume/, 'the other run is not ours to resume');
+  assert.equal(first.child.exitCode, null, 'the first get still runs');
+
+  const exit = await first.exited;
+  assert.equal(exit.code, 0, first.stderr);
   assert.equal(await sha256File(path.join(out, seed.name)), seed.sha256);
   assert.deepEqual(await fs.readdir(out), [seed.name]);
 });

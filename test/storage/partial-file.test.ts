@@ -10,6 +10,7 @@ import {
   PARTIAL_DIR_NAME,
   PartialFile,
   numberedName,
+  partialPaths,
 } from '../../src/storage/partial-file.js';
 import { decodePartialState, encodePartialState } from '../../src/storage/partial-state.js';
 import { readFileChunk } from '../../src/storage/shared-folder.js';
@@ -124,7 +125,7 @@ test('finalize refuses an incomplete file; abort removes the temp file', async (
 test('one file cannot be downloaded twice at once; a stale temp file of garbage yields nothing', async (t) => {
   const { source, stateDir } = await setup(t);
   const partial = await PartialFile.create(stateDir, source.manifest);
-  await assert.rejects(PartialFile.create(stateDir, source.manifest), { code: 'ERR_INVALID_ARGUMENT' });
+  await assert.rejects(PartialFile.create(stateDir, source.manifest), { code: 'ERR_IN_PROGRESS' });
   await partial.abort();
   await fs.writeFile(partial.tempPath, 'left over from a crash');
   const again = await PartialFile.create(stateDir, source.manifest);
@@ -324,8 +325,9 @@ test('the state is saved in batches, and never claims more than was written', as
   await writeChunks(partial, source, [6]);
   await partial.saveNow();
   assert.deepEqual(await stateOnDisk(partial, source), [3, 4, 6]);
-  // No temp files of saves are left behind.
+  // No temp files of saves are left behind: the data, its state, and the download's claim.
   assert.deepEqual((await fs.readdir(path.dirname(partial.tempPath))).sort(), [
+    path.basename(partialPaths(stateDir, source.manifest.id).claim),
     path.basename(partial.tempPath),
     path.basename(partial.statePath),
   ]);

@@ -132,7 +132,8 @@ async function withResumeHint(
   target: { id: Buffer } | null,
   active: ActiveDownload | null,
 ): Promise<unknown> {
-  if (!target || !(await hasPartial(stateDir, target.id))) return err;
+  // A download that another process runs is not ours to resume.
+  if (!target || errorCode(err) === 'ERR_IN_PROGRESS' || !(await hasPartial(stateDir, target.id))) return err;
   const code = errorCode(err);
   const progress = active?.download.progress;
   const kept = progress

@@ -201,6 +201,8 @@ export class ChunkServer {
   private readonly handshakeTimeoutMs: number | undefined;
   private readonly frameTimeoutMs: number;
   private readonly connections = new Set<FramedConnection>();
+  /** TCP connections open, including those still in the TLS handshake (closed by close()). */
+  private readonly sockets = new Set<net.Socket>();
   /** Connections past the handshake: those a newcomer may take the place of. */
   private readonly sessions = new Set<ServedConnection>();
   /** Connections whose client introduced itself and was answered: they get OFFERS, HAVE and PEERS. */
@@ -209,7 +211,6 @@ export class ChunkServer {
   private readonly budget: SendBudget;
   private server: net.Server | null = null;
   private listenCalled = false;
-  /** TCP connections open, including those still in the TLS handshake. */
   private credentials: Credentials | null = null;
   private closed = false;
   private listeningPort = 0;
@@ -356,6 +357,8 @@ export class ChunkServer {
     if (this.optimisticTimer) clearInterval(this.optimisticTimer);
     this.pexTimer = this.offersTimer = this.rechokeTimer = this.optimisticTimer = null;
     for (const conn of this.connections) conn.destroy();
+    // Those still in the TLS handshake too: the listener's close waits for every connection.
+    for (const socket of this.sockets) socket.destroy();
     if (!server) return;
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
@@ -380,7 +383,11 @@ export class ChunkServer {
       this.logger.warn({ remote: socket.remoteAddress, bound, limit }, 'too many peer connections');
       return false;
     }
-    socket.once('close', () => admission.release());
+    this.sockets.add(socket);
+    socket.once('close', () => {
+      this.sockets.delete(socket);
+      admission.release();
+    });
     return true;
   }
 

@@ -112,8 +112,8 @@ export class TrackerServer {
   private readonly budget: QueueBudget;
   private server: net.Server | null = null;
   private credentials: Credentials | null;
-  /** TCP connections open, including those still in the TLS handshake. */
-  private sockets = 0;
+  /** TCP connections open, including those still in the TLS handshake (closed at shutdown). */
+  private readonly sockets = new Set<net.Socket>();
   private readonly connections = new Set<FramedConnection>();
   private readonly sessions = new Set<TrackerSession>();
   private closing: Promise<void> | null = null;
@@ -201,7 +201,7 @@ export class TrackerServer {
     let peers = 0;
     for (const session of this.sessions) if (session.registered) peers++;
     return {
-      connections: this.sockets,
+      connections: this.sockets.size,
       peers,
       queuedRequests: this.budget.requests,
       queuedBytes: this.budget.bytes,
@@ -224,6 +224,8 @@ export class TrackerServer {
     const finished = [...this.sessions].map((session) => session.finished);
     const reason = new SwarmError('ERR_CLOSED', 'the tracker is shutting down');
     for (const conn of this.connections) conn.destroy(reason);
+    // Those still in the TLS handshake too: the listener's close waits for every connection.
+    for (const socket of this.sockets) socket.destroy();
     await Promise.all([stopped, ...finished]);
     this.logger.info('tracker closed');
   }
@@ -243,9 +245,9 @@ export class TrackerServer {
       this.activity.refused('connection', 'ERR_LIMIT');
       return false;
     }
-    this.sockets++;
+    this.sockets.add(socket);
     socket.once('close', () => {
-      this.sockets--;
+      this.sockets.delete(socket);
       admission.release();
     });
     return true;

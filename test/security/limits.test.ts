@@ -14,7 +14,8 @@
  *   request in flight; with none left to replace, the newcomer is closed on arrival.
  * - MAX_TRACKER_SESSIONS_PER_ADDRESS, MAX_PEER_CONNECTIONS_PER_ADDRESS: connections from 127.0.0.2 up to
  *   the bound, the next from there closed on arrival, while 127.0.0.3 and 127.0.0.1 still get in.
- * - HANDSHAKE_TIMEOUT_MS: a client that connects and says nothing, and one that trickles its HELLO.
+ * - HANDSHAKE_TIMEOUT_MS: a client that connects and says nothing, and one that trickles its HELLO;
+ *   closing a server does not wait for clients still in the TLS handshake.
  * - FRAME_TIMEOUT_MS, MIN_FRAME_BYTES_PER_SECOND: a slow-loris that trickles a frame a byte at a time
  *   after the handshake (every byte keeps the idle timers alive; the frame deadline cuts it).
  * - TRACKER_HANDLING_TIMEOUT_MS: a request whose store operation never ends (the session is closed);
@@ -368,6 +369,19 @@ describe('handshake timeout', () => {
       await assertClosed(slow, 'a client trickling its HELLO');
     }
     await honestTrackerServed(t, trackerPort);
+  });
+
+  test('closing a tracker or a peer does not wait for clients still in the TLS handshake', T, async (t) => {
+    // Deadlines far beyond the test's timeout: only the close can end these connections in time.
+    const { server: tracker, port: trackerPort } = await startTracker(t, { handshakeTimeoutMs: 600_000 });
+    const { server: peer, port: peerPort } = await startPeer(t, null, { handshakeTimeoutMs: 600_000 });
+    const silent = [await Hostile.openRaw(t, trackerPort), await Hostile.openRaw(t, peerPort)];
+    await waitFor(
+      () => tracker.stats.connections === 1 && peer.stats.connections === 1,
+      'both connections held',
+    );
+    await Promise.all([tracker.close(), peer.close()]);
+    for (const hostile of silent) await assertClosed(hostile, 'a client in the TLS handshake');
   });
 });
 

@@ -458,7 +458,8 @@ export class ChunkServer {
     if (!idlest) return false;
     this.sessions.delete(idlest);
     this.counters.evictedConnections++;
-    this.logger.info(
+    // Debug, not info: under a flood of newcomers this would be a line per connection.
+    this.logger.debug(
       { remote: idlest.remoteAddress, newcomer, idleMs: Date.now() - idlestSince },
       'peer connection closed to make room for a newcomer',
     );

@@ -197,12 +197,9 @@ export class ChunkServer {
   private readonly gate: ConnectionGate;
   private readonly idleTimeoutMs: number;
   private readonly evictableAfterMs: number;
-  private readonly maxConnectionsPerAddress: number;
   private readonly handshakeTimeoutMs: number | undefined;
   private readonly frameTimeoutMs: number;
   private readonly connections = new Set<FramedConnection>();
-  /** TCP connections open, including those still in the TLS handshake (closed by close()). */
-  private readonly sockets = new Set<net.Socket>();
   /** Connections past the handshake: those a newcomer may take the place of. */
   private readonly sessions = new Set<ServedConnection>();
   /** Connections whose client introduced itself and was answered: they get OFFERS, HAVE and PEERS. */
@@ -238,10 +235,9 @@ export class ChunkServer {
     this.provider = options.provider;
     this.options = options;
     this.logger = options.logger ?? silentLogger();
-    this.maxConnectionsPerAddress = options.maxConnectionsPerAddress ?? MAX_PEER_CONNECTIONS_PER_ADDRESS;
     this.gate = new ConnectionGate({
       maxConnections: options.maxConnections ?? MAX_PEER_CONNECTIONS,
-      maxPerAddress: this.maxConnectionsPerAddress,
+      maxPerAddress: options.maxConnectionsPerAddress ?? MAX_PEER_CONNECTIONS_PER_ADDRESS,
     });
     this.idleTimeoutMs = options.idleTimeoutMs ?? PEER_IDLE_TIMEOUT_MS;
     this.evictableAfterMs = options.evictableAfterMs ?? PEER_EVICTABLE_AFTER_MS;
@@ -358,7 +354,7 @@ export class ChunkServer {
     this.pexTimer = this.offersTimer = this.rechokeTimer = this.optimisticTimer = null;
     for (const conn of this.connections) conn.destroy();
     // Those still in the TLS handshake too: the listener's close waits for every connection.
-    for (const socket of this.sockets) socket.destroy();
+    this.gate.closeAll();
     if (!server) return;
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
@@ -368,26 +364,12 @@ export class ChunkServer {
    * connections still in the handshake too.
    */
   private admitSocket(socket: net.Socket): boolean {
-    const address = socket.remoteAddress ?? '';
-    let admission = this.gate.admit(address);
-    if (
-      !admission.admitted &&
-      admission.bound === 'connections' &&
-      this.gate.connectionsFrom(address) < this.maxConnectionsPerAddress &&
-      this.evictIdlest(address)
-    ) {
-      admission = this.gate.admit(address, true);
-    }
-    if (!admission.admitted) {
-      const { bound, limit } = admission;
-      this.logger.warn({ remote: socket.remoteAddress, bound, limit }, 'too many peer connections');
+    const remote = socket.remoteAddress ?? '';
+    const refused = this.gate.admit(socket, () => this.evictIdlest(remote));
+    if (refused) {
+      this.logger.warn({ remote, ...refused }, 'too many peer connections');
       return false;
     }
-    this.sockets.add(socket);
-    socket.once('close', () => {
-      this.sockets.delete(socket);
-      admission.release();
-    });
     return true;
   }
 

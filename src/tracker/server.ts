@@ -112,8 +112,6 @@ export class TrackerServer {
   private readonly budget: QueueBudget;
   private server: net.Server | null = null;
   private credentials: Credentials | null;
-  /** TCP connections open, including those still in the TLS handshake (closed at shutdown). */
-  private readonly sockets = new Set<net.Socket>();
   private readonly connections = new Set<FramedConnection>();
   private readonly sessions = new Set<TrackerSession>();
   private closing: Promise<void> | null = null;
@@ -201,7 +199,7 @@ export class TrackerServer {
     let peers = 0;
     for (const session of this.sessions) if (session.registered) peers++;
     return {
-      connections: this.sockets.size,
+      connections: this.gate.connections,
       peers,
       queuedRequests: this.budget.requests,
       queuedBytes: this.budget.bytes,
@@ -225,7 +223,7 @@ export class TrackerServer {
     const reason = new SwarmError('ERR_CLOSED', 'the tracker is shutting down');
     for (const conn of this.connections) conn.destroy(reason);
     // Those still in the TLS handshake too: the listener's close waits for every connection.
-    for (const socket of this.sockets) socket.destroy();
+    this.gate.closeAll();
     await Promise.all([stopped, ...finished]);
     this.logger.info('tracker closed');
   }
@@ -236,20 +234,13 @@ export class TrackerServer {
    */
   private admit(socket: net.Socket): boolean {
     if (this.closing) return false;
-    const remote = socket.remoteAddress ?? '';
-    const admission = this.gate.admit(remote);
-    if (!admission.admitted) {
-      const { bound, limit } = admission;
-      const addr = `${remote.replace(/^::ffff:/, '')}:${socket.remotePort}`;
-      this.logger.warn({ addr, bound, limit }, 'refusing a connection: too many sessions');
+    const refused = this.gate.admit(socket);
+    if (refused) {
+      const addr = `${(socket.remoteAddress ?? '').replace(/^::ffff:/, '')}:${socket.remotePort}`;
+      this.logger.warn({ addr, ...refused }, 'refusing a connection: too many sessions');
       this.activity.refused('connection', 'ERR_LIMIT');
       return false;
     }
-    this.sockets.add(socket);
-    socket.once('close', () => {
-      this.sockets.delete(socket);
-      admission.release();
-    });
     return true;
   }
 

@@ -1,7 +1,8 @@
 /**
  * Admission of incoming connections, in total and per remote address: a server asks the gate when
- * it accepts a socket, before any other work (no framing, no timers, no handshake), and gives the
- * place back when the socket closes. One gate per server.
+ * it accepts a socket, before any other work (no framing, no timers, no handshake), and the place is
+ * given back when the socket closes. The gate knows every socket it admitted, so a server shutting
+ * down closes those still in a handshake too. One gate per server.
  *
  * An address is an IPv4 address, or an IPv6 /64: one host is usually given a whole /64, so counting
  * IPv6 addresses one by one would bound nothing. IPv4-mapped IPv6 addresses count as IPv4.
@@ -15,60 +16,56 @@ export interface ConnectionGateLimits {
   maxPerAddress: number;
 }
 
-/** Admitted: call `release` once the connection has closed (more calls do nothing). */
-export interface Admitted {
-  admitted: true;
-  release: () => void;
-}
-
 /** Refused: which bound was reached, for the log and the counters. */
 export interface Refused {
-  admitted: false;
   bound: 'connections' | 'per-address';
   limit: number;
 }
 
 export class ConnectionGate {
-  private total = 0;
+  /** Sockets admitted and not yet closed, with their address keys. */
+  private readonly admitted = new Map<net.Socket, string>();
   /** Connections admitted per address key; an address with none has no entry. */
   private readonly perAddress = new Map<string, number>();
 
   constructor(private readonly limits: ConnectionGateLimits) {}
 
-  /** Connections admitted and not yet released. */
+  /** Connections admitted and not yet closed. */
   get connections(): number {
-    return this.total;
-  }
-
-  /** Connections admitted and not yet released from `address`'s key. */
-  connectionsFrom(address: string): number {
-    return this.perAddress.get(addressKey(address)) ?? 0;
+    return this.admitted.size;
   }
 
   /**
-   * Admits a connection from `address` within the limits. `inPlaceOf`: the server has just closed
-   * another connection to make room, whose place is released once its socket has closed; the total is
-   * not checked (it is over by the closes still under way), the address's share is.
+   * Admits `socket` within the limits and holds its place until it closes: null when admitted, else
+   * the bound that refused it. `makeRoom` is asked when only the total is reached (the address has
+   * room); true means it closed another connection, whose place is given back once its socket has
+   * closed, so the newcomer is admitted over the total meanwhile.
    */
-  admit(address: string, inPlaceOf = false): Admitted | Refused {
+  admit(socket: net.Socket, makeRoom?: () => boolean): Refused | null {
     const { maxConnections, maxPerAddress } = this.limits;
-    if (this.total >= maxConnections && !inPlaceOf)
-      return { admitted: false, bound: 'connections', limit: maxConnections };
-    const key = addressKey(address);
+    const key = addressKey(socket.remoteAddress ?? '');
     const count = this.perAddress.get(key) ?? 0;
-    if (count >= maxPerAddress) return { admitted: false, bound: 'per-address', limit: maxPerAddress };
-    this.total++;
+    if (count >= maxPerAddress) return { bound: 'per-address', limit: maxPerAddress };
+    if (this.admitted.size >= maxConnections && !makeRoom?.())
+      return { bound: 'connections', limit: maxConnections };
+    this.admitted.set(socket, key);
     this.perAddress.set(key, count + 1);
-    let released = false;
-    const release = (): void => {
-      if (released) return;
-      released = true;
-      this.total--;
-      const left = (this.perAddress.get(key) ?? 1) - 1;
-      if (left > 0) this.perAddress.set(key, left);
-      else this.perAddress.delete(key);
-    };
-    return { admitted: true, release };
+    socket.once('close', () => this.release(socket));
+    return null;
+  }
+
+  /** Destroys every admitted socket still open (a server shutting down). */
+  closeAll(): void {
+    for (const socket of this.admitted.keys()) socket.destroy();
+  }
+
+  private release(socket: net.Socket): void {
+    const key = this.admitted.get(socket);
+    if (key === undefined) return;
+    this.admitted.delete(socket);
+    const left = (this.perAddress.get(key) ?? 1) - 1;
+    if (left > 0) this.perAddress.set(key, left);
+    else this.perAddress.delete(key);
   }
 }
 

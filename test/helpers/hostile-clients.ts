@@ -3,47 +3,19 @@
  * or as slowly as they like.
  *
  * Every hostile connection that must get past the transport (to misbehave in the protocol itself)
- * is opened by connectHostile() and used as a plain Duplex (write, 'data', 'close', destroy), so the
- * tests stay valid whatever the transport becomes: only this function knows how to open one. A
- * connection that never says anything at all may be a raw net.connect.
+ * is opened by openSecure() (./hostile.ts) and used as a plain Duplex, so the tests stay valid
+ * whatever the transport becomes. A connection that never says anything at all may be a raw
+ * net.connect.
  */
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TestContext } from 'node:test';
-import { ephemeralCredentials, type Credentials } from '../../src/transport/credentials.js';
-import { connectSecure } from '../../src/transport/tls.js';
-import { encodeFrame, FrameDecoder } from '../../src/wire/framing.js';
+import { ephemeralCredentials } from '../../src/transport/credentials.js';
+import { encodeFrame } from '../../src/wire/framing.js';
 import { decodeHandshakeReply, encodeHello } from '../../src/wire/handshake.js';
+import { FrameLink, HOSTILE_HOST, openSecure, type OpenOptions } from './hostile.js';
 
-export const LOOPBACK = '127.0.0.1';
-
-export interface HostileOptions {
-  /** The source address (any of 127.0.0.0/8 works on Linux loopback): a remote of its own. */
-  localAddress?: string;
-  /** How long to wait for the connection. */
-  timeoutMs?: number;
-  /** Who to be in the TLS handshake (Hostile.open): a throw-away identity by default. */
-  credentials?: Credentials;
-}
-
-/**
- * Opens a connection to `port` on 127.0.0.1 past the transport (TLS 1.3, as `credentials` or a
- * throw-away identity), as a Duplex.
- */
-export async function connectHostile(
-  port: number,
-  options: HostileOptions = {},
-  credentials?: Credentials,
-): Promise<Duplex> {
-  const { socket } = await connectSecure(LOOPBACK, port, {
-    credentials: credentials ?? (await ephemeralCredentials()),
-    timeoutMs: options.timeoutMs ?? 10_000,
-    ...(options.localAddress ? { localAddress: options.localAddress } : {}),
-  });
-  // A server that closes on us resets the connection: that is the expected end, not an error.
-  socket.on('error', () => undefined);
-  return socket;
-}
+export type HostileOptions = OpenOptions;
 
 /**
  * Opens a bare TCP connection to `port` on 127.0.0.1: for a client that never says anything (so it
@@ -52,7 +24,7 @@ export async function connectHostile(
 export function connectRaw(port: number, options: HostileOptions = {}): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const socket = net.connect({
-      host: LOOPBACK,
+      host: HOSTILE_HOST,
       port,
       ...(options.localAddress ? { localAddress: options.localAddress } : {}),
     });
@@ -81,10 +53,8 @@ export function connectRaw(port: number, options: HostileOptions = {}): Promise<
 export class Hostile {
   /** Resolves when the connection has closed (whoever closed it). */
   readonly closed: Promise<void>;
-  /** Frame bodies received and not yet taken. */
-  readonly frames: Buffer[] = [];
+  private readonly link: FrameLink;
   private isOpen = true;
-  private wake: (() => void) | null = null;
 
   /** The peer id this connection proved (null for a raw one): the only id it may register under. */
   readonly peerId: Buffer | null;
@@ -94,31 +64,19 @@ export class Hostile {
     peerId: Buffer | null = null,
   ) {
     this.peerId = peerId;
-    const decoder = new FrameDecoder(64 * 1024 * 1024, (body) => {
-      this.frames.push(Buffer.from(body));
-      this.wake?.();
-    });
-    stream.on('data', (data: Buffer) => {
-      try {
-        decoder.push(data);
-      } catch {
-        stream.destroy();
-      }
-    });
-    stream.on('error', () => undefined);
+    this.link = new FrameLink(stream);
     this.closed = new Promise((resolve) =>
       stream.once('close', () => {
         this.isOpen = false;
-        this.wake?.();
         resolve();
       }),
     );
   }
 
-  /** Opens one (see connectHostile); destroyed when the test ends. */
+  /** Opens one (see openSecure); destroyed when the test ends. */
   static async open(t: TestContext, port: number, options: HostileOptions = {}): Promise<Hostile> {
     const credentials = options.credentials ?? (await ephemeralCredentials());
-    const hostile = new Hostile(await connectHostile(port, options, credentials), credentials.peerId);
+    const hostile = new Hostile(await openSecure(port, { ...options, credentials }), credentials.peerId);
     t.after(() => hostile.destroy());
     return hostile;
   }
@@ -132,6 +90,11 @@ export class Hostile {
 
   get open(): boolean {
     return this.isOpen;
+  }
+
+  /** Frame bodies received and not yet taken. */
+  get frames(): Buffer[] {
+    return this.link.frames;
   }
 
   /** Writes bytes as they are, no framing. */
@@ -151,21 +114,19 @@ export class Hostile {
     if (!('version' in reply)) throw new Error(`refused: ${reply.refusal.code} ${reply.refusal.message}`);
   }
 
-  /** The next frame received; rejects if the connection closes first. */
+  /** The next frame received; rejects if the connection closes first, or after `timeoutMs`. */
   async next(timeoutMs = 10_000): Promise<Buffer> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.frames.length === 0) {
-      if (!this.isOpen) throw new Error('the connection closed before a frame arrived');
-      if (Date.now() > deadline) throw new Error(`no frame within ${timeoutMs} ms`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 100);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no frame within ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      const body = await Promise.race([this.link.next(), late]);
+      if (!body) throw new Error('the connection closed before a frame arrived');
+      return body;
+    } finally {
+      clearTimeout(timer);
     }
-    return this.frames.shift()!;
   }
 
   destroy(): void {

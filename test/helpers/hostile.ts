@@ -51,18 +51,39 @@ export async function listenHostile(
   return { host: HOSTILE_HOST, port, peerId: credentials.peerId };
 }
 
+export interface OpenOptions {
+  /** The source address (any of 127.0.0.0/8 works on Linux loopback): a remote of its own. */
+  localAddress?: string;
+  /** How long to wait for the connection. */
+  timeoutMs?: number;
+  /**
+   * Who to be in the TLS handshake: a throw-away identity by default (whatever the connection
+   * registers or introduces itself as must be its id).
+   */
+  credentials?: Credentials;
+}
+
 /**
- * Opens a connection to a swarmshare server on loopback, past the TLS handshake, as `credentials`
- * (a throw-away identity by default: whatever it registers or introduces itself as must be its
- * id); destroyed when the test ends.
+ * Opens a connection to a swarmshare server on loopback, past the TLS handshake. A server that closes
+ * on it resets the connection: that is an expected end, not an error.
  */
+export async function openSecure(port: number, options: OpenOptions = {}): Promise<Duplex> {
+  const { socket } = await connectSecure(HOSTILE_HOST, port, {
+    credentials: options.credentials ?? (await ephemeralCredentials()),
+    timeoutMs: options.timeoutMs ?? 10_000,
+    ...(options.localAddress ? { localAddress: options.localAddress } : {}),
+  });
+  socket.on('error', () => undefined);
+  return socket;
+}
+
+/** openSecure as `credentials`; destroyed when the test ends. */
 export async function connectHostile(
   t: TestContext,
   port: number,
   credentials?: Credentials,
 ): Promise<Duplex> {
-  const own = credentials ?? (await ephemeralCredentials());
-  const { socket } = await connectSecure(HOSTILE_HOST, port, { credentials: own, timeoutMs: 10_000 });
+  const socket = await openSecure(port, credentials ? { credentials } : {});
   t.after(() => socket.destroy());
   return socket;
 }
@@ -71,7 +92,8 @@ export async function connectHostile(
 
 /** Frames over a Duplex, with the real framing; frames that arrive are queued until read. */
 export class FrameLink {
-  private readonly frames: Buffer[] = [];
+  /** Frame bodies received and not yet taken. */
+  readonly frames: Buffer[] = [];
   private wake: (() => void) | null = null;
   private ended = false;
 

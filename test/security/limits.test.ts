@@ -67,7 +67,8 @@ import {
 import { largestAllocation } from '../fuzz/harness.js';
 import { runCli, startCli, startTrackerProcess, type CliProcess } from '../helpers/cli.js';
 import { credentialsOfLabel } from '../helpers/secure.js';
-import { Hostile, closedWithin, connectHostile, connectRaw } from '../helpers/hostile-clients.js';
+import { Hostile, closedWithin, connectRaw } from '../helpers/hostile-clients.js';
+import { openSecure } from '../helpers/hostile.js';
 import { makeFile, sha256File, type TestFile } from '../helpers/peer-fixtures.js';
 import { tempDir, waitFor } from '../helpers/wait.js';
 import {
@@ -683,9 +684,7 @@ class Attack {
       try {
         const options = { localAddress: from };
         hostile = new Hostile(
-          kind === 'silent'
-            ? await connectRaw(target.port, options)
-            : await connectHostile(target.port, options),
+          kind === 'silent' ? await connectRaw(target.port, options) : await openSecure(target.port, options),
         );
       } catch {
         await delay(200);

@@ -10,10 +10,9 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { hashFile } from '../src/storage/hasher.js';
 import { chunkCount, type Manifest } from '../src/storage/manifest.js';
-import { downloadFromChild, serveChunks, type DownloadRun } from './one-download.js';
+import { downloadFromChild, oneDownloadArgs, serveChunks, type DownloadRun } from './one-download.js';
 import { writePayload } from './payload.js';
 import { median, MiB, mbPerSecond } from './util.js';
 
@@ -25,22 +24,12 @@ function downloadOnce(file: string, manifest: Manifest, workDir: string): Promis
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      serve: { type: 'boolean' },
-      'size-mib': { type: 'string', default: '1024' },
-      runs: { type: 'string', default: '3' },
-    },
-    allowPositionals: true,
-    strict: false,
-  });
-  if (values.serve) {
-    const [file, chunkSize] = process.argv.slice(3);
+  const { serve, sizeBytes: size, runs } = oneDownloadArgs();
+  if (serve) {
+    const [file, chunkSize] = serve;
     await serveChunks(file!, { chunkSize: Number(chunkSize) });
     return;
   }
-  const size = Number(values['size-mib']) * MiB;
-  const runs = Number(values.runs);
   const workDir = await fs.mkdtemp(path.join(os.tmpdir(), 'swarmshare-chunks-'));
   try {
     const file = path.join(workDir, 'payload.bin');

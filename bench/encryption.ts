@@ -12,10 +12,9 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { hashFile } from '../src/storage/hasher.js';
 import type { Manifest } from '../src/storage/manifest.js';
-import { downloadFromChild, serveChunks, type DownloadRun } from './one-download.js';
+import { downloadFromChild, oneDownloadArgs, serveChunks, type DownloadRun } from './one-download.js';
 import { writePayload } from './payload.js';
 import { median, MiB, mbPerSecond } from './util.js';
 
@@ -117,25 +116,17 @@ export function renderEncryption(r: EncryptionResult): string {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      serve: { type: 'boolean' },
-      'size-mib': { type: 'string', default: '1024' },
-      runs: { type: 'string', default: '3' },
-    },
-    allowPositionals: true,
-    strict: false,
-  });
-  if (values.serve) {
-    const [file, mode] = process.argv.slice(3);
+  const { serve, sizeBytes, runs } = oneDownloadArgs();
+  if (serve) {
+    const [file, mode] = serve;
     await serveChunks(file!, { unencrypted: mode === 'unencrypted' });
     return;
   }
   const workDir = await fs.mkdtemp(path.join(os.tmpdir(), 'swarmshare-encryption-'));
   try {
     const file = path.join(workDir, 'payload.bin');
-    await writePayload(file, Number(values['size-mib']) * MiB);
-    const result = await measureEncryption({ file, workDir, runs: Number(values.runs), log: console.log });
+    await writePayload(file, sizeBytes);
+    const result = await measureEncryption({ file, workDir, runs, log: console.log });
     console.log(renderEncryption(result));
   } finally {
     await fs.rm(workDir, { recursive: true, force: true });

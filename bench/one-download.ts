@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
 import { ChunkServer } from '../src/peer/chunk-server.js';
 import { Download, type DownloadOptions } from '../src/peer/download.js';
 import { Bitfield } from '../src/storage/bitfield.js';
@@ -16,7 +17,28 @@ import { hashFile } from '../src/storage/hasher.js';
 import { chunkCount, type Manifest } from '../src/storage/manifest.js';
 import { readFileChunk } from '../src/storage/shared-folder.js';
 import { readThrough } from './payload.js';
-import { processCpuSeconds } from './util.js';
+import { MiB, processCpuSeconds } from './util.js';
+
+/**
+ * The command line of a script built on this: `--serve ARGS...` runs it as the seeder (`serve` holds
+ * ARGS, null otherwise); else `--size-mib N` (default 1024) and `--runs N` (default 3).
+ */
+export function oneDownloadArgs(): { serve: string[] | null; sizeBytes: number; runs: number } {
+  const { values, positionals } = parseArgs({
+    options: {
+      serve: { type: 'boolean' },
+      'size-mib': { type: 'string', default: '1024' },
+      runs: { type: 'string', default: '3' },
+    },
+    allowPositionals: true,
+    strict: false,
+  });
+  return {
+    serve: values.serve ? positionals : null,
+    sizeBytes: Number(values['size-mib']) * MiB,
+    runs: Number(values.runs),
+  };
+}
 
 export interface DownloadRun {
   seconds: number;

@@ -4,9 +4,10 @@
  * never half of either.
  */
 import { randomBytes } from 'node:crypto';
+import { constants as fsConstants } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { errorCode } from '../errors.js';
+import { SwarmError, errorCode } from '../errors.js';
 
 export interface AtomicWriteOptions {
   mode?: number;
@@ -54,6 +55,30 @@ export async function writeFileAtomic(
     return true;
   } finally {
     await fs.rm(temp, { force: true });
+  }
+}
+
+/**
+ * Reads a small file of ours whole: never through a symlink, and only a regular file (a FIFO or a
+ * device could block or never end). null if there is none; SwarmError ERR_IO if it is not a regular
+ * file or is over `maxBytes`.
+ */
+export async function readSmallFile(file: string, maxBytes: number): Promise<Buffer | null> {
+  let handle: fs.FileHandle;
+  try {
+    const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK } = fsConstants;
+    handle = await fs.open(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+  } catch (err) {
+    if (errorCode(err) === 'ENOENT') return null;
+    throw err;
+  }
+  try {
+    const stat = await handle.stat();
+    if (!stat.isFile()) throw new SwarmError('ERR_IO', 'not a regular file');
+    if (stat.size > maxBytes) throw new SwarmError('ERR_IO', `too large (${stat.size} bytes)`);
+    return await handle.readFile();
+  } finally {
+    await handle.close();
   }
 }
 

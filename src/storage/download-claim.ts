@@ -14,11 +14,10 @@
  * never judged stale: the error says which file to remove if its holder is gone.
  */
 import { randomBytes } from 'node:crypto';
-import { constants as fsConstants } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import { SwarmError, errorCode } from '../errors.js';
-import { writeFileAtomic } from './atomic-file.js';
+import { readSmallFile, writeFileAtomic } from './atomic-file.js';
 
 /** A claim held by this process: release it once the download is over (more calls do nothing). */
 export interface DownloadClaim {
@@ -73,21 +72,16 @@ export async function claimDownload(claimPath: string, what: string): Promise<Do
   );
 }
 
-/** The claim file's text, or null if there is none. Never through a symlink. */
+/**
+ * The claim file's text, or null if there is none. A file that cannot be a claim (not a regular file,
+ * or too large) reads as '', which names no holder: it is taken as stale.
+ */
 async function readClaim(claimPath: string): Promise<string | null> {
-  let handle: fs.FileHandle;
   try {
-    handle = await fs.open(claimPath, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+    return (await readSmallFile(claimPath, MAX_CLAIM_FILE_BYTES))?.toString('utf8') ?? null;
   } catch (err) {
-    if (errorCode(err) === 'ENOENT') return null;
+    if (err instanceof SwarmError) return '';
     throw err;
-  }
-  try {
-    const buffer = Buffer.alloc(MAX_CLAIM_FILE_BYTES);
-    const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
-    return buffer.subarray(0, bytesRead).toString('utf8');
-  } finally {
-    await handle.close();
   }
 }
 

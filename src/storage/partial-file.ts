@@ -24,7 +24,7 @@ import {
 import { SwarmError, errorCode, errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { releaseBuffer } from '../buffer-pool.js';
-import { syncDir, tempNameFor, writeFileAtomic } from './atomic-file.js';
+import { readSmallFile, syncDir, tempNameFor, writeFileAtomic } from './atomic-file.js';
 import { claimDownload, type DownloadClaim } from './download-claim.js';
 import { Bitfield } from './bitfield.js';
 import { hashInline, sharedHashPool } from './hash-pool.js';
@@ -569,19 +569,13 @@ async function readChunkInto(
 
 /** The state file's claims, or why they cannot be used (missing, unreadable, bad). */
 async function readStateFile(statePath: string, manifest: Manifest): Promise<DecodedPartialState> {
-  let handle: fs.FileHandle | null = null;
   try {
-    // Not through a symlink, and only a regular file: a FIFO or a device could block or never end.
-    handle = await fs.open(statePath, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
-    const stat = await handle.stat();
-    if (!stat.isFile()) return { ok: false, problem: 'not a regular file' };
-    if (stat.size > MAX_STATE_FILE_BYTES) return { ok: false, problem: `too large (${stat.size} bytes)` };
-    return decodePartialState(await handle.readFile(), manifest);
+    const data = await readSmallFile(statePath, MAX_STATE_FILE_BYTES);
+    return data ? decodePartialState(data, manifest) : { ok: false, problem: 'no state file' };
   } catch (err) {
-    if (errorCode(err) === 'ENOENT') return { ok: false, problem: 'no state file' };
+    // Not a regular file, or too large: readSmallFile says which.
+    if (err instanceof SwarmError) return { ok: false, problem: err.message };
     return { ok: false, problem: `unreadable: ${errorMessage(err)}` };
-  } finally {
-    await handle?.close();
   }
 }
 
